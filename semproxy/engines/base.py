@@ -1,0 +1,31 @@
+"""The engine seam: the only interface the rest of semproxy sees of a warehouse.
+
+An engine runs warehouse SQL (already in its dialect) and yields Arrow record batches
+as they arrive. Blocking drivers run in threads inside the engine module; no other
+module knows threads exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import pyarrow as pa
+
+
+class Engine(Protocol):
+    dialect: str  # a sqlglot dialect name: duckdb | databricks | spark | postgres
+
+    def execute(self, sql: str) -> AsyncIterator[pa.RecordBatch]:
+        """Run `sql` and yield its result batch by batch (at least one batch, maybe empty)."""
+        ...
+
+    async def describe(self, sql: str) -> pa.Schema:
+        """The result schema of `sql` without fetching its rows."""
+        ...
+
+    async def health(self) -> None:
+        """Return when the engine answers a trivial query; raise EngineError otherwise."""
+        ...
+
+    async def aclose(self) -> None: ...
