@@ -124,3 +124,8 @@ class ModelError(SemproxyError):
         self.field = field
         where = f"{file}:{line}" if line else file
         super().__init__(f"{where}: {field}: {message}")
+
+
+class TooManyConnections(SemproxyError):
+    sqlstate = "53300"
+    severity = "FATAL"

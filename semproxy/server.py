@@ -1,0 +1,104 @@
+"""The process: a Postgres-protocol listener and the HTTP port, sharing one registry,
+one engine and one catalog server, on one asyncio (uvloop) event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+from typing import TYPE_CHECKING
+
+import structlog
+
+from semproxy.catalog.server import CatalogServer
+from semproxy.catalog.specs import table_specs
+from semproxy.catalog.sync import sync_catalog
+from semproxy.config import Settings
+from semproxy.engines.base import Engine
+from semproxy.semantic.registry import Registry
+
+if TYPE_CHECKING:
+    from semproxy.session import Session
+
+log = structlog.get_logger("semproxy.server")
+LISTEN_BACKLOG = 4096
+
+
+class Server:
+    def __init__(self, settings: Settings, registry: Registry, engine: Engine, catalog: CatalogServer) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.engine = engine
+        self.catalog = catalog
+        self.sessions: dict[int, Session] = {}
+        self._pids = itertools.count(os.getpid() * 1000 % 2_000_000_000 + 1)
+
+    @property
+    def server_version(self) -> str:
+        return self.catalog.version
+
+    def next_pid(self) -> int:
+        return next(self._pids)
+
+    def forget(self, session: Session) -> None:
+        self.sessions.pop(session.pid, None)
+
+    def cancel(self, pid: int, key: bytes) -> None:
+        """A CancelRequest: only the right secret key cancels, and nothing is said either way."""
+        session = self.sessions.get(pid)
+        if session is not None and session.key == key:
+            session.cancel()
+
+    async def sync_catalog(self) -> None:
+        specs = await table_specs(self.registry, self.engine)
+        await sync_catalog(self.catalog, specs, sorted(self.registry.categories))
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        from semproxy.session import Session
+
+        session = Session(self, reader, writer)
+        if len(self.sessions) >= self.settings.max_connections:
+            await session.refuse_too_many()
+            return
+        self.sessions[session.pid] = session
+        await session.run()
+
+
+async def serve(settings: Settings, registry: Registry, engine: Engine, ready: asyncio.Event | None = None) -> None:
+    """Start everything, serve until SIGINT/SIGTERM, then stop everything."""
+    from semproxy.admin.app import serve_http
+
+    catalog = await CatalogServer.start(settings.state_dir, settings.database_name)
+    try:
+        server = Server(settings, registry, engine, catalog)
+        await server.sync_catalog()
+        listener = await asyncio.start_server(
+            server.handle, settings.host, settings.port, backlog=LISTEN_BACKLOG, reuse_address=True
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        http = asyncio.create_task(serve_http(server, stop))
+        log.info(
+            "serving",
+            postgres=f"{settings.host}:{settings.port}",
+            http=f"{settings.host}:{settings.http_port}",
+            catalog_version=catalog.version,
+        )
+        print(
+            f"semproxy is serving: psql -h {settings.host} -p {settings.port} -U semproxy {settings.database_name}",
+            flush=True,
+        )
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("stopping")
+        listener.close()
+        for session in list(server.sessions.values()):
+            session.writer.close()
+        await asyncio.wait([http], timeout=5)
+    finally:
+        await engine.aclose()
+        await catalog.stop()
