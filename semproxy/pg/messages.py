@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from semproxy.pg.types import Field
 
-
 # ---- frontend -------------------------------------------------------------------------------
 
 

@@ -93,7 +93,9 @@ def format_for(formats: Sequence[int] | None, i: int) -> int:
 def check_formats(formats: Sequence[int] | None, count: int) -> None:
     """Reject a format list whose length is neither 0, 1 nor `count`, or with a bad code."""
     if formats and len(formats) not in (1, count):
-        raise ProtocolViolation(f"bind message has {len(formats)} result formats but query has {count} columns")
+        raise ProtocolViolation(
+            f"bind message has {len(formats)} result formats but query has {count} columns"
+        )
     for i in range(min(len(formats or ()), count)):
         format_for(formats, i)
 
