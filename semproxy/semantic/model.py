@@ -16,9 +16,20 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class Source(BaseModel):
+    """Where a node was written: its file, the line of its mapping, and the line of each
+    key (`fields["expr"]`), with items of scalar lists as `fields["metrics[1]"]`."""
+
     model_config = ConfigDict(frozen=True)
     file: str
     line: int | None = None
+    fields: dict[str, int] = Field(default_factory=dict, repr=False)
+
+    def __hash__(self) -> int:
+        return hash((self.file, self.line))
+
+    def line_of(self, field: str) -> int | None:
+        """The line of key `field` of this node, else the node's own line."""
+        return self.fields.get(field, self.line)
 
 
 class _Node(BaseModel):
@@ -53,7 +64,7 @@ class Grain(StrEnum):
 
 class Agg(StrEnum):
     sum = "sum"
-    count = "count"
+    count = "count"  # type: ignore[assignment]  # shadows str.count, on purpose
     count_distinct = "count_distinct"
     avg = "avg"
     min = "min"
