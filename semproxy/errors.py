@@ -129,3 +129,15 @@ class ModelError(SemproxyError):
 class TooManyConnections(SemproxyError):
     sqlstate = "53300"
     severity = "FATAL"
+
+
+class DuplicatePreparedStatement(SemproxyError):
+    sqlstate = "42P05"
+
+
+class InvalidStatementName(SemproxyError):
+    sqlstate = "26000"
+
+
+class InvalidCursorName(SemproxyError):
+    sqlstate = "34000"

@@ -15,10 +15,14 @@ import pyarrow as pa
 import structlog
 
 from semproxy.errors import InFailedTransaction, ProtocolViolation, SemproxyError, TooManyConnections
+from semproxy.extended import Extended
 from semproxy.pg import messages as m
 from semproxy.pg.codec import FrontendDecoder, encode, encode_error
+from semproxy.pg.framing import frame
 from semproxy.pg.rows import encode_batch, row_description
 from semproxy.sql.route import Catalog, Empty, Metric, Refused, Routed, route
+
+EXTENDED = (m.Parse, m.Bind, m.Describe, m.Execute, m.Close, m.Sync, m.Flush)
 
 if TYPE_CHECKING:
     from semproxy.catalog.relay import CatalogConnection
@@ -74,6 +78,32 @@ class Session:
 
     async def _flush(self) -> None:
         await self.writer.drain()
+
+    # -- what the extended protocol uses --------------------------------------------
+    def send(self, msg: m.BackendMessage) -> None:
+        self.writer.write(encode(msg))
+
+    def send_error(self, exc: SemproxyError) -> None:
+        self.writer.write(encode_error(exc))
+
+    def relay_frame(self, type_: bytes, payload: bytes) -> None:
+        if type_ == b"S":
+            self._note_parameter(payload)
+        self.writer.write(frame(type_, payload))
+
+    async def write_rows(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    def ready(self) -> None:
+        self.send(m.ReadyForQuery(self.status()))
+
+    async def abort_block(self) -> None:
+        """After a metric statement failed inside a transaction block, make the catalog
+        server's block fail too, so that Postgres itself refuses statements until ROLLBACK."""
+        if self.status() == "T" and self.catalog is not None:
+            async for _ in self.catalog.simple_query(_ABORT_BLOCK):
+                pass
 
     # -- lifecycle --------------------------------------------------------------
     async def run(self) -> None:
@@ -139,25 +169,26 @@ class Session:
         return True
 
     async def _serve(self) -> None:
+        extended = Extended(self)
         while True:
             msg = await self._next()
             if isinstance(msg, m.Query):
                 await self._simple_query(msg.sql)
             elif isinstance(msg, m.Terminate):
                 return
-            elif isinstance(msg, m.Sync):
-                self._send(m.ReadyForQuery(self._status()))
-            elif isinstance(msg, m.Flush):
-                pass
+            elif isinstance(msg, EXTENDED):
+                await extended.handle(msg)
+                if not isinstance(msg, m.Sync | m.Flush):
+                    continue  # the socket buffer is drained at Sync and Flush
             else:
-                raise ProtocolViolation(f"unsupported message {type(msg).__name__}")
+                raise ProtocolViolation(f"unexpected message {type(msg).__name__} after startup")
             await self._flush()
 
     # -- simple query -----------------------------------------------------------
     async def _simple_query(self, text: str) -> None:
         try:
             statements = route(
-                text, self.server.registry, self._search_path(), self.server.engine.dialect
+                text, self.server.registry, self.search_path(), self.server.engine.dialect
             )
         except SemproxyError as exc:
             statements = [Refused(text, exc)]
@@ -169,7 +200,7 @@ class Session:
             for statement in statements:
                 if not await self._statement(statement):
                     break
-        self._send(m.ReadyForQuery(self._status()))
+        self._send(m.ReadyForQuery(self.status()))
 
     async def _statement(self, statement: Routed) -> bool:
         """Run one statement; False when it failed (the rest of the message is skipped)."""
@@ -179,7 +210,7 @@ class Session:
         if isinstance(statement, Catalog):
             return await self._relay(statement.sql)
         try:
-            if self._status() == "E":
+            if self.status() == "E":
                 raise InFailedTransaction(
                     "current transaction is aborted, commands ignored until end of transaction block"
                 )
@@ -193,10 +224,8 @@ class Session:
             return False
 
     async def _fail(self, exc: SemproxyError) -> None:
-        self.writer.write(encode_error(exc))
-        if self._status() == "T" and self.catalog is not None:
-            async for _ in self.catalog.simple_query(_ABORT_BLOCK):
-                pass
+        self.send_error(exc)
+        await self.abort_block()
 
     async def _run_metric(self, statement: Metric) -> None:
         compiled = statement.compiled
@@ -221,7 +250,7 @@ class Session:
 
     async def _relay(self, sql: str) -> bool:
         """Relay one Query to the catalog server; True when it raised no error."""
-        catalog = await self._catalog()
+        catalog = await self.catalog_connection()
         ok = True
         out = bytearray()
         async for type_, payload in catalog.simple_query(sql):
@@ -231,7 +260,7 @@ class Session:
                 ok = False
             elif type_ == b"S":
                 self._note_parameter(payload)
-            out += type_ + (len(payload) + 4).to_bytes(4, "big") + payload
+            out += frame(type_, payload)
             if len(out) > READ_CHUNK:
                 self.writer.write(out)
                 out = bytearray()
@@ -244,7 +273,7 @@ class Session:
         if name == b"TimeZone":
             self.timezone = rest.rstrip(b"\0").decode()
 
-    async def _catalog(self) -> CatalogConnection:
+    async def catalog_connection(self) -> CatalogConnection:
         if self.catalog is None:
             from semproxy.catalog.relay import CatalogConnection
 
@@ -252,10 +281,10 @@ class Session:
             self.catalog = await CatalogConnection.open(self.server.catalog.endpoint, params)
         return self.catalog
 
-    def _status(self) -> str:
+    def status(self) -> str:
         return self.catalog.transaction_status if self.catalog is not None else "I"
 
-    def _search_path(self) -> list[str]:
+    def search_path(self) -> list[str]:
         raw = self.params.get("search_path", "production")
         return [p.strip().strip('"') for p in raw.split(",") if p.strip()]
 

@@ -1,0 +1,277 @@
+"""The extended query protocol of one session: Parse, Bind, Describe, Execute, Close, Sync, Flush.
+
+Each prepared statement is classified at Parse. Metric statements are compiled here
+(at Bind, with their parameters as typed literals) and run on the engine, with row
+limits as suspended portals. Catalog statements are forwarded to the session's catalog
+connection message by message, and its answers relayed in order: before we answer a
+message ourselves, or at Flush or Sync, the catalog's pending answers are drained first.
+After an error, messages are discarded until Sync, as Postgres does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+from semproxy.errors import (
+    DuplicatePreparedStatement,
+    InvalidCursorName,
+    InvalidStatementName,
+    SemproxyError,
+    SyntaxError_,
+)
+from semproxy.pg import messages as m
+from semproxy.pg.codec import encode_frontend
+from semproxy.pg.rows import encode_batch, row_description
+from semproxy.pg.types import TEXT
+from semproxy.plan.compile import CompiledQuery, compile_query
+from semproxy.sql.params import bind, parameter_count
+from semproxy.sql.route import Catalog, Empty, Metric, Refused, route
+
+if TYPE_CHECKING:
+    from semproxy.session import Session
+
+# What ends the catalog's answer to each forwarded message kind ('E' always does).
+_TERMINALS = {
+    "Parse": {b"1"},
+    "Bind": {b"2"},
+    "Describe": {b"T", b"n"},
+    "Execute": {b"C", b"I", b"s"},
+    "Close": {b"3"},
+}
+
+
+@dataclass
+class Prepared:
+    sql: str
+    on_catalog: bool
+    tree: exp.Expression | None = None  # metric statements: the client's tree, with $n
+    param_types: tuple[int, ...] = ()
+    schema: pa.Schema | None = None  # cached result schema, for Describe
+
+
+@dataclass
+class Portal:
+    prepared: Prepared
+    on_catalog: bool
+    compiled: CompiledQuery | None = None
+    formats: tuple[int, ...] = ()
+    stream: AsyncIterator[pa.RecordBatch] | None = None
+    leftover: pa.RecordBatch | None = None
+    sent: int = 0
+    done: bool = False
+
+
+@dataclass
+class Extended:
+    session: Session
+    statements: dict[str, Prepared] = field(default_factory=dict)
+    portals: dict[str, Portal] = field(default_factory=dict)
+    pending: list[str] = field(default_factory=list)  # forwarded messages not yet answered
+    forwarded: bool = False  # something went to the catalog since the last Sync
+    skipping: bool = False  # an error happened: discard until Sync
+    failed_locally: bool = False
+
+    async def handle(self, msg: m.FrontendMessage) -> None:
+        if isinstance(msg, m.Sync):
+            await self._sync()
+            return
+        if isinstance(msg, m.Flush):
+            await self._drain()
+            return
+        if self.skipping:
+            return
+        try:
+            if isinstance(msg, m.Parse):
+                await self._parse(msg)
+            elif isinstance(msg, m.Bind):
+                await self._bind(msg)
+            elif isinstance(msg, m.Describe):
+                await self._describe(msg)
+            elif isinstance(msg, m.Execute):
+                await self._execute(msg)
+            elif isinstance(msg, m.Close):
+                await self._close(msg)
+        except SemproxyError as exc:
+            await self._drain()
+            self.session.send_error(exc)
+            self.skipping = True
+            self.failed_locally = True
+
+    # -- catalog forwarding -----------------------------------------------------------
+    async def _forward(self, msg: m.FrontendMessage) -> None:
+        catalog = await self.session.catalog_connection()
+        await catalog.send_raw(encode_frontend(msg))
+        self.pending.append(type(msg).__name__)
+        self.forwarded = True
+
+    async def _drain(self) -> None:
+        """Relay the catalog's answers to everything forwarded so far, in order."""
+        if not self.pending:
+            return
+        catalog = await self.session.catalog_connection()
+        await catalog.send_raw(encode_frontend(m.Flush()))
+        while self.pending:
+            stop = _TERMINALS[self.pending[0]] | {b"E"}
+            last = b""
+            async for type_, payload in catalog.read_until(stop):
+                self.session.relay_frame(type_, payload)
+                last = type_
+            if last == b"E":  # the catalog now discards until Sync; so do we
+                self.pending.clear()
+                self.skipping = True
+            else:
+                self.pending.pop(0)
+
+    async def _sync(self) -> None:
+        await self._drain()
+        if self.forwarded:
+            catalog = await self.session.catalog_connection()
+            await catalog.send_raw(encode_frontend(m.Sync()))
+            async for type_, payload in catalog.read_until({b"Z"}):
+                if type_ != b"Z":
+                    self.session.relay_frame(type_, payload)
+        if self.failed_locally:
+            await self.session.abort_block()
+        self.forwarded = self.skipping = self.failed_locally = False
+        if self.session.status() == "I":  # portals live until the end of their transaction
+            for portal in self.portals.values():
+                if portal.stream is not None:
+                    await portal.stream.aclose()  # type: ignore[attr-defined]
+            self.portals.clear()
+        self.session.ready()
+
+    # -- messages -------------------------------------------------------------------
+    async def _parse(self, msg: m.Parse) -> None:
+        if msg.name and msg.name in self.statements:
+            raise DuplicatePreparedStatement(f'prepared statement "{msg.name}" already exists')
+        session = self.session
+        routed = route(msg.sql, session.server.registry, session.search_path(), session.server.engine.dialect)
+        if len(routed) > 1:
+            raise SyntaxError_("cannot insert multiple commands into a prepared statement")
+        statement = routed[0] if routed else Empty()
+        if isinstance(statement, Refused):
+            raise statement.error
+        if isinstance(statement, Catalog):
+            self.statements[msg.name] = Prepared(msg.sql, on_catalog=True)
+            await self._forward(msg)
+            return
+        tree = sqlglot.parse_one(msg.sql, read="postgres") if isinstance(statement, Metric) else None
+        count = parameter_count(tree) if tree is not None else 0
+        types = tuple(msg.param_types[i] if i < len(msg.param_types) else 0 for i in range(count))
+        self.statements[msg.name] = Prepared(msg.sql, False, tree, tuple(t or TEXT for t in types))
+        await self._drain()
+        session.send(m.ParseComplete())
+
+    async def _bind(self, msg: m.Bind) -> None:
+        prepared = self.statements.get(msg.statement)
+        if prepared is None:
+            raise InvalidStatementName(f'prepared statement "{msg.statement}" does not exist')
+        if prepared.on_catalog:
+            self.portals[msg.portal] = Portal(prepared, on_catalog=True)
+            await self._forward(msg)
+            return
+        compiled = None
+        if prepared.tree is not None:
+            tree = bind(prepared.tree, msg.params, msg.param_formats, prepared.param_types)
+            compiled = self._compile(tree)
+        self.portals[msg.portal] = Portal(prepared, False, compiled, msg.result_formats)
+        await self._drain()
+        self.session.send(m.BindComplete())
+
+    async def _describe(self, msg: m.Describe) -> None:
+        if msg.kind == "S":
+            prepared = self.statements.get(msg.name)
+            if prepared is None:
+                raise InvalidStatementName(f'prepared statement "{msg.name}" does not exist')
+            if prepared.on_catalog:
+                await self._forward(msg)
+                return
+            await self._drain()
+            schema = await self._schema(prepared, None)
+            self.session.send(m.ParameterDescription(prepared.param_types))
+            self.session.send(row_description(schema, None) if schema is not None else m.NoData())
+            return
+        portal = self.portals.get(msg.name)
+        if portal is None:
+            raise InvalidCursorName(f'portal "{msg.name}" does not exist')
+        if portal.on_catalog:
+            await self._forward(msg)
+            return
+        await self._drain()
+        schema = await self._schema(portal.prepared, portal.compiled)
+        self.session.send(row_description(schema, portal.formats) if schema is not None else m.NoData())
+
+    async def _execute(self, msg: m.Execute) -> None:
+        portal = self.portals.get(msg.portal)
+        if portal is None:
+            raise InvalidCursorName(f'portal "{msg.portal}" does not exist')
+        if portal.on_catalog:
+            await self._forward(msg)
+            return
+        await self._drain()
+        if portal.compiled is None:
+            self.session.send(m.EmptyQueryResponse())
+            return
+        if portal.done:
+            self.session.send(m.CommandComplete(f"SELECT {portal.sent}"))
+            return
+        if portal.stream is None:
+            portal.stream = self.session.server.engine.execute(portal.compiled.sql)
+        limit = msg.max_rows if msg.max_rows > 0 else None
+        sent_now = 0
+        while limit is None or sent_now < limit:
+            batch = portal.leftover
+            portal.leftover = None
+            if batch is None:
+                batch = await anext(portal.stream, None)
+                if batch is None:
+                    portal.done = True
+                    break
+            if limit is not None and batch.num_rows > limit - sent_now:
+                portal.leftover = batch.slice(limit - sent_now)
+                batch = batch.slice(0, limit - sent_now)
+            if batch.num_rows:
+                await self.session.write_rows(encode_batch(batch, portal.formats))
+            sent_now += batch.num_rows
+            portal.sent += batch.num_rows
+        if portal.done:
+            self.session.send(m.CommandComplete(f"SELECT {portal.sent}"))
+        else:
+            self.session.send(m.PortalSuspended())
+
+    async def _close(self, msg: m.Close) -> None:
+        table: dict[str, Prepared] | dict[str, Portal] = self.statements if msg.kind == "S" else self.portals
+        item = table.pop(msg.name, None)
+        if item is not None and item.on_catalog:
+            await self._forward(msg)
+            return
+        if isinstance(item, Portal) and item.stream is not None:
+            await item.stream.aclose()  # type: ignore[attr-defined]
+        await self._drain()
+        self.session.send(m.CloseComplete())
+
+    # -- helpers ----------------------------------------------------------------------
+    def _compile(self, tree: exp.Expression) -> CompiledQuery:
+        session = self.session
+        return compile_query(tree, session.server.registry, session.search_path(), session.server.engine.dialect)
+
+    async def _schema(self, prepared: Prepared, compiled: CompiledQuery | None) -> pa.Schema | None:
+        """The result columns, from the compiled plan and the engine, without running the query."""
+        if prepared.tree is None:
+            return None
+        if compiled is None:
+            if prepared.schema is not None:
+                return prepared.schema
+            nulls = [None] * len(prepared.param_types)
+            compiled = self._compile(bind(prepared.tree, nulls, (), prepared.param_types))
+        schema = await self.session.server.engine.describe(compiled.sql)
+        names = [*compiled.columns, *schema.names[len(compiled.columns) :]]
+        schema = pa.schema([f.with_name(n) for f, n in zip(schema, names, strict=True)])
+        prepared.schema = schema
+        return schema

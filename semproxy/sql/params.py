@@ -1,0 +1,104 @@
+"""Parameters of the extended protocol, bound into the syntax tree as typed literals.
+
+A value never becomes SQL text by pasting: each `$n` node is replaced by a literal node
+(string, number, boolean, NULL, or a CAST of a string literal to the parameter's type),
+and the dialect prints it with its own quoting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import struct
+from collections.abc import Sequence
+
+from sqlglot import exp
+
+from semproxy.errors import FeatureNotSupported, InvalidParameterValue, ProtocolViolation
+from semproxy.pg import types as t
+
+_INTS = {t.INT2: "!h", t.INT4: "!i", t.INT8: "!q"}
+_FLOATS = {t.FLOAT4: "!f", t.FLOAT8: "!d"}
+_CASTS = {
+    t.DATE: "DATE",
+    t.TIMESTAMP: "TIMESTAMP",
+    t.TIMESTAMPTZ: "TIMESTAMPTZ",
+    t.NUMERIC: "DECIMAL",
+    t.INTERVAL: "INTERVAL",
+    t.TIME: "TIME",
+}
+PG_EPOCH = dt.date(2000, 1, 1)
+
+
+def parameter_count(tree: exp.Expression) -> int:
+    return max((_index(p) for p in tree.find_all(exp.Parameter)), default=0)
+
+
+def bind(
+    tree: exp.Expression,
+    values: Sequence[bytes | None],
+    formats: Sequence[int],
+    type_oids: Sequence[int],
+) -> exp.Expression:
+    """A copy of `tree` with `$1..$n` replaced by literals of `values`."""
+    needed = parameter_count(tree)
+    if len(values) != needed:
+        raise ProtocolViolation(
+            f"bind message supplies {len(values)} parameters, but prepared statement requires {needed}"
+        )
+    literals = [
+        _literal(v, t.format_for(formats, i), type_oids[i] if i < len(type_oids) else 0, i + 1)
+        for i, v in enumerate(values)
+    ]
+
+    def replace(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Parameter):
+            return literals[_index(node) - 1].copy()
+        return node
+
+    return tree.copy().transform(replace)
+
+
+def _index(node: exp.Parameter) -> int:
+    inner = node.this
+    return int(inner.name) if isinstance(inner, exp.Literal) and inner.name.isdigit() else 0
+
+
+def _literal(value: bytes | None, fmt: int, oid: int, n: int) -> exp.Expression:
+    if value is None:
+        return exp.Null()
+    try:
+        return _binary(value, oid) if fmt == 1 else _text(value.decode(), oid)
+    except (ValueError, struct.error, UnicodeDecodeError) as exc:
+        raise InvalidParameterValue(f"invalid value for parameter ${n}: {exc}") from exc
+
+
+def _text(text: str, oid: int) -> exp.Expression:
+    if oid in _INTS:
+        return exp.Literal.number(int(text))
+    if oid in _FLOATS:
+        return exp.Literal.number(float(text))
+    if oid == t.BOOL:
+        return exp.Boolean(this=text.strip().lower() in ("t", "true", "1", "yes", "on"))
+    if oid in _CASTS:
+        return exp.cast(exp.Literal.string(text), _CASTS[oid])
+    return exp.Literal.string(text)
+
+
+def _binary(value: bytes, oid: int) -> exp.Expression:
+    if oid in _INTS:
+        return exp.Literal.number(struct.unpack(_INTS[oid], value)[0])
+    if oid in _FLOATS:
+        return exp.Literal.number(struct.unpack(_FLOATS[oid], value)[0])
+    if oid == t.BOOL:
+        return exp.Boolean(this=value != b"\x00")
+    if oid in (t.TEXT, t.VARCHAR, t.UNKNOWN, 0):
+        return exp.Literal.string(value.decode())
+    if oid == t.DATE:
+        (days,) = struct.unpack("!i", value)
+        day = PG_EPOCH + dt.timedelta(days=days)
+        return exp.cast(exp.Literal.string(day.isoformat()), "DATE")
+    if oid in (t.TIMESTAMP, t.TIMESTAMPTZ):
+        (micros,) = struct.unpack("!q", value)
+        stamp = dt.datetime(2000, 1, 1) + dt.timedelta(microseconds=micros)
+        return exp.cast(exp.Literal.string(stamp.isoformat(sep=" ")), _CASTS[oid])
+    raise FeatureNotSupported(f"binary parameters of type {t.oid_name(oid)} are not supported; send them as text")
