@@ -222,20 +222,22 @@ def _pydantic_errors(file: str, data: Any, exc: ValidationError) -> list[ModelEr
     return errors
 
 
-def _attach_sources(node: BaseModel, data: LineDict, file: str) -> None:
-    fields = {str(k): line for k, line in data.key_lines.items()}
+def _attach_sources(node: BaseModel, data: LineDict, file: str, line: int) -> None:
+    """Set `source` on `node` and its children; a node's line is that of the key or list
+    item holding it, where a reader looks first."""
+    fields = {str(k): key_line for k, key_line in data.key_lines.items()}
     for key, value in data.items():
         if isinstance(value, LineList):
-            fields.update({f"{key}[{i}]": line for i, line in enumerate(value.item_lines)})
-    object.__setattr__(node, "source", Source(file=file, line=data.line, fields=fields))
+            fields.update({f"{key}[{i}]": item_line for i, item_line in enumerate(value.item_lines)})
+    object.__setattr__(node, "source", Source(file=file, line=line, fields=fields))
     for name in type(node).model_fields:
         child, raw = getattr(node, name), data.get(name)
         if isinstance(child, BaseModel) and isinstance(raw, LineDict):
-            _attach_sources(child, raw, file)
+            _attach_sources(child, raw, file, data.key_lines[name])
         elif isinstance(child, list) and isinstance(raw, LineList):
-            for item, raw_item in zip(child, raw, strict=False):
+            for item, raw_item, item_line in zip(child, raw, raw.item_lines, strict=False):
                 if isinstance(item, BaseModel) and isinstance(raw_item, LineDict):
-                    _attach_sources(item, raw_item, file)
+                    _attach_sources(item, raw_item, file, item_line)
 
 
 def _parse_model(path: Path) -> SemanticModel:
@@ -247,7 +249,7 @@ def _parse_model(path: Path) -> SemanticModel:
         model = SemanticModel.model_validate(data)
     except ValidationError as exc:
         raise ModelErrors(_pydantic_errors(file, data, exc)) from exc
-    _attach_sources(model, data, file)
+    _attach_sources(model, data, file, data.line)
     return model
 
 

@@ -337,7 +337,7 @@ def derived_metrics_acyclic(category: Category) -> list[ModelError]:
         metric.name: (model, i, [_input_name(v) for _, v, _ in _inputs(metric)])
         for model in category.models.values()
         for i, metric in enumerate(model.metrics)
-        if metric.type in (MetricType.ratio, MetricType.derived)
+        if metric.type in (MetricType.ratio, MetricType.derived) and category.metric_owner(metric.name) == (model, metric)
     }
     errors, done = [], set()
 
