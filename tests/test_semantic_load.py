@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from semproxy.semantic.load import ModelErrors, load_model_file, load_registry, read_yaml, validate_dir
-from semproxy.semantic.model import MetricInput, MetricType
+from semproxy.semantic.model import Dimension, Entity, Measure, Metric, MetricInput, MetricType, SemanticModel
 from semproxy.semantic.registry import Registry
 
 ROOT = Path(__file__).parent.parent / "semantic-models"
@@ -27,6 +27,10 @@ measures:
 """
 
 
+def nodes(model: SemanticModel) -> list[Entity | Dimension | Measure | Metric]:
+    return [*model.entities, *model.dimensions, *model.measures, *model.metrics]
+
+
 def test_production_models_load_and_validate() -> None:
     assert validate_dir(ROOT) == []
     registry = Registry.load(ROOT)
@@ -39,7 +43,7 @@ def test_production_models_load_and_validate() -> None:
     assert production.metric_owner("refunded_amount") == (production.models["refunds"], None)
     for model in production.models.values():
         assert model.description and model.label
-        for node in [*model.entities, *model.dimensions, *model.measures, *model.metrics]:
+        for node in nodes(model):
             assert node.description and node.label, f"{model.name}.{node.name}"
 
 
@@ -47,13 +51,14 @@ def test_every_node_knows_its_file_and_line() -> None:
     orders = load_model_file(ROOT / "production" / "orders.yaml", "production")
     lines = (ROOT / "production" / "orders.yaml").read_text().splitlines()
     assert orders.source is not None and orders.source.file.endswith("orders.yaml")
-    for node in [*orders.entities, *orders.dimensions, *orders.measures, *orders.metrics]:
+    for node in nodes(orders):
         assert node.source is not None and node.source.line is not None
         assert lines[node.source.line - 1].strip() == f"- name: {node.name}"
     growth = orders.metric("revenue_growth_mom")
     assert growth is not None and growth.type is MetricType.derived
     params = growth.type_params
-    assert params.source is not None and lines[params.source.line - 1].strip() == "type_params:"
+    assert params.source is not None and params.source.line is not None
+    assert lines[params.source.line - 1].strip() == "type_params:"
     shifted = params.metrics[1] if params.metrics else None
     assert isinstance(shifted, MetricInput) and shifted.source is not None
     assert "offset_window: 1 month" in lines[shifted.source.line_of("offset_window") - 1]  # type: ignore[operator]

@@ -24,7 +24,7 @@ EXPECT = re.compile(r"#\s*expect:\s*(.+)$")
 
 
 def expected_errors(root: Path) -> set[tuple[str, int, str]]:
-    found = set()
+    found: set[tuple[str, int, str]] = set()
     for path in sorted(root.rglob("*.y*ml")):
         for lineno, text in enumerate(path.read_text().splitlines(), start=1):
             if match := EXPECT.search(text):
