@@ -1,0 +1,353 @@
+"""A metric query -> warehouse SQL (a sqlglot tree), with a plan cache.
+
+The plan has two levels, so that nothing is double counted and ratios come from parts:
+
+    per model   SELECT <keys> AS _k<i>, <leaf aggregates> AS _m<j>
+                FROM base t0 LEFT JOIN one-side models ... WHERE <filters> GROUP BY <keys>
+    combined    the per-model results joined on the keys (the union of their key sets,
+                then LEFT JOIN each on IS NOT DISTINCT FROM: full outer join semantics that
+                every engine accepts), with the metric formulas, HAVING, ORDER BY, LIMIT.
+
+A metric-table query nested in other SQL (subquery, CTE, UNION, IN) is compiled where it
+stands; the SQL around it is kept and only re-dialected.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from semproxy.errors import FeatureNotSupported, GroupingError
+from semproxy.plan.joins import Relation
+from semproxy.plan.metrics import Leaf, aggregate
+from semproxy.plan.query import KEYS, DimRef, Resolver, SemanticQuery
+from semproxy.plan.tables import ENTITY, TIME, DimBinding, SchemaIndex, metric_table
+from semproxy.semantic.registry import Registry
+from semproxy.sql import quirks
+from semproxy.sql.parse import output_name, parse_statement
+
+CACHE_SIZE = 2048
+GRAIN = "grain"
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    sql: str  # the warehouse SQL in the target dialect
+    columns: tuple[str, ...]  # output column names, in order, as the client sees them
+    tree: exp.Expr  # the sqlglot tree (for Describe / re-dialecting)
+
+
+def compile_query(
+    text: str | exp.Expr,
+    registry: Registry,
+    search_path: Sequence[str] = ("production",),
+    dialect: str = "duckdb",
+) -> CompiledQuery:
+    """Compile one statement on metric tables into `dialect` SQL.
+
+    Cached per Registry: the same text is a dict lookup; the same shape with other
+    literal values in WHERE/HAVING/LIMIT reuses the plan and only fills the values in."""
+    cache = _cache(registry)
+    path = tuple(search_path)
+    if isinstance(text, str):
+        hit = cache.texts.get((text, path, dialect))
+        if hit is not None:
+            cache.texts.move_to_end((text, path, dialect))
+            return hit
+        tree = parse_statement(text)
+        if tree is None:
+            raise FeatureNotSupported("this statement could not be parsed as a query on metric tables")
+    else:
+        tree = text
+    shape, values = _parameterize(tree)
+    template = cache.shapes.get((shape, path, dialect))
+    if template is None:
+        template = _compile_tree(shape, registry, path, dialect)
+        _remember(cache.shapes, (shape, path, dialect), template)
+    result = _fill(template, values, dialect) if values else template
+    if isinstance(text, str):
+        _remember(cache.texts, (text, path, dialect), result)
+    return result
+
+
+# -- the plan cache ----------------------------------------------------------------------
+class _Cache:
+    def __init__(self) -> None:
+        self.texts: OrderedDict[tuple[str, tuple[str, ...], str], CompiledQuery] = OrderedDict()
+        self.shapes: OrderedDict[tuple[exp.Expr, tuple[str, ...], str], CompiledQuery] = OrderedDict()
+
+
+_CACHES: dict[int, tuple[weakref.ref[Registry], _Cache]] = {}
+
+
+def _cache(registry: Registry) -> _Cache:
+    key = id(registry)
+    found = _CACHES.get(key)
+    if found is not None and found[0]() is registry:
+        return found[1]
+    cache = _Cache()
+    _CACHES[key] = (weakref.ref(registry, lambda _: _CACHES.pop(key, None)), cache)
+    return cache
+
+
+def _remember(store: OrderedDict, key: object, value: CompiledQuery) -> None:  # type: ignore[type-arg]
+    store[key] = value
+    if len(store) > CACHE_SIZE:
+        store.popitem(last=False)
+
+
+def _parameterize(tree: exp.Expr) -> tuple[exp.Expr, list[exp.Literal]]:
+    """The tree with the literals of WHERE/HAVING comparisons and LIMIT/OFFSET replaced by
+    placeholders `:p<i>` (those never change a plan), and the literals taken out."""
+    shape = tree.copy()
+    values: list[exp.Literal] = []
+    for select in shape.find_all(exp.Select):
+        spots = [select.args.get(k) for k in ("where", "having", "limit", "offset")]
+        for clause in filter(None, spots):
+            for lit in list(clause.find_all(exp.Literal)):
+                parent = lit.parent
+                if isinstance(parent, exp.Cast):
+                    parent = parent.parent
+                if isinstance(parent, exp.Predicate | exp.Limit | exp.Offset | exp.Tuple) or isinstance(
+                    lit.parent, exp.In
+                ):
+                    lit.replace(exp.Placeholder(this=f"p{len(values)}"))
+                    values.append(lit)
+    return shape, values
+
+
+def _fill(template: CompiledQuery, values: list[exp.Literal], dialect: str) -> CompiledQuery:
+    def put(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.Placeholder) and node.name.startswith("p") and node.name[1:].isdigit():
+            return values[int(node.name[1:])].copy()
+        return node
+
+    tree = template.tree.transform(put)
+    return CompiledQuery(tree.sql(dialect=dialect), template.columns, tree)
+
+
+# -- compiling ----------------------------------------------------------------------------
+def _compile_tree(tree: exp.Expr, registry: Registry, path: tuple[str, ...], dialect: str) -> CompiledQuery:
+    out: exp.Expr
+    if isinstance(tree, exp.Select) and metric_table(tree, registry, path) is not None:
+        out, columns = compile_select(tree, registry, path)
+    else:
+        out, columns = _compile_nested(tree, registry, path)
+    out = quirks.for_engine(out, dialect)
+    return CompiledQuery(out.sql(dialect=dialect), columns, out)
+
+
+def _compile_nested(
+    tree: exp.Expr, registry: Registry, path: tuple[str, ...]
+) -> tuple[exp.Expr, tuple[str, ...]]:
+    """Compile each SELECT on a metric table where it stands; keep the SQL around it."""
+    out = tree.copy()
+    inner = [s for s in out.find_all(exp.Select) if metric_table(s, registry, path) is not None]
+    if not inner:
+        raise FeatureNotSupported("this statement names no metric table")
+    for select in inner:
+        compiled, _ = compile_select(select, registry, path)
+        select.replace(compiled)
+    columns: tuple[str, ...] = ()
+    if isinstance(out, exp.Query):
+        columns = tuple(output_name(s) for s in out.selects)
+    return out, columns
+
+
+def compile_select(
+    select: exp.Select, registry: Registry, path: tuple[str, ...]
+) -> tuple[exp.Select, tuple[str, ...]]:
+    """One SELECT whose FROM is one metric table -> the two-level plan."""
+    found = metric_table(select, registry, path)
+    assert found is not None
+    index, scope, qualifiers = found
+    query = Resolver(select, scope, index, qualifiers).resolve()
+    return _assemble(query, index), tuple(name for _, name in query.outputs)
+
+
+def _assemble(q: SemanticQuery, index: SchemaIndex) -> exp.Select:
+    groups: dict[tuple[str, str | None, object], list[tuple[Leaf, str]]] = {}
+    for leaf, alias in q.leaves.items():
+        groups.setdefault(_sub_key(leaf, index, q), []).append((leaf, alias))
+    if not groups:
+        if q.scope.model is None:
+            raise FeatureNotSupported("a query on the metrics table needs at least one metric")
+        groups[(q.scope.model.name, None, None)] = []
+    subs = [_sub(q, index, key, leaves) for key, leaves in groups.items()]
+    outer = exp.Select()
+    if len(subs) == 1:
+        outer = outer.from_(subs[0].subquery("q0"), copy=False)
+        grain = "q0"
+    else:
+        grain = GRAIN
+        outer = _combine(outer, subs, len(q.keys))
+    outer = outer.select(*(_keys_in(e, grain).as_(n, quoted=True) for e, n in q.outputs), copy=False)
+    if q.having is not None:
+        outer = outer.where(_keys_in(q.having, grain), copy=False)
+    if q.order:
+        outer = outer.order_by(*(_keys_in(o, grain) for o in q.order), copy=False)
+    if q.distinct:
+        outer = outer.distinct(copy=False)
+    for arg in ("limit", "offset"):
+        if getattr(q, arg) is not None:
+            outer.set(arg, getattr(q, arg).copy())
+    return outer
+
+
+def _combine(outer: exp.Select, subs: list[exp.Select], nkeys: int) -> exp.Select:
+    names = [f"q{i}" for i in range(len(subs))]
+    if nkeys == 0:
+        outer = outer.from_(subs[0].subquery(names[0]), copy=False)
+        for sub, name in zip(subs[1:], names[1:], strict=True):
+            outer = outer.join(sub.subquery(name), join_type="CROSS", copy=False)
+        return outer
+    keys = [exp.column(f"_k{i}") for i in range(nkeys)]
+    union: exp.Query = exp.select(*keys).from_(exp.to_identifier(names[0]))
+    for name in names[1:]:
+        union = exp.union(union, exp.select(*keys).from_(exp.to_identifier(name)), distinct=True)
+    ctes = [
+        exp.CTE(this=sub, alias=exp.TableAlias(this=exp.to_identifier(n)))
+        for sub, n in zip(subs, names, strict=True)
+    ]
+    outer.set("with_", exp.With(expressions=ctes))
+    outer = outer.from_(
+        exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier(GRAIN))), copy=False
+    )
+    for name in names:
+        on = exp.and_(
+            *(
+                exp.NullSafeEQ(this=exp.column(f"_k{i}", GRAIN), expression=exp.column(f"_k{i}", name))
+                for i in range(nkeys)
+            )
+        )
+        outer = outer.join(exp.to_table(name), on=on, join_type="LEFT", copy=False)
+    return outer
+
+
+def _keys_in(tree: exp.Expr, grain: str) -> exp.Expr:
+    def visit(n: exp.Expr) -> exp.Expr:
+        if isinstance(n, exp.Column) and n.table == KEYS:
+            return exp.column(n.name, grain)
+        return n
+
+    return tree.transform(visit)
+
+
+def _uses_metric_time(q: SemanticQuery) -> bool:
+    return any(
+        isinstance(n, DimRef) and n.name == "metric_time"
+        for k in (*q.keys, q.where)
+        if k is not None
+        for n in k.walk()
+    )
+
+
+def _sub_key(leaf: Leaf, index: SchemaIndex, q: SemanticQuery) -> tuple[str, str | None, object]:
+    """Leaves computed together: same model, same time column for metric_time, same kind."""
+    model = index.category.models[leaf.model]
+    measure = model.measure(leaf.measure) if leaf.measure else None
+    time_dim = (
+        model.agg_time_dimension(measure)
+        if (_uses_metric_time(q) or leaf.cumulative or leaf.offset)
+        else None
+    )
+    nad = measure.non_additive_dimension if measure else None
+    semi = (nad.name, nad.window_choice, tuple(nad.window_groupings), leaf.measure) if nad else None
+    special = (leaf.cumulative, leaf.offset, semi)
+    return (leaf.model, time_dim, special if any(special) else None)
+
+
+def _sub(
+    q: SemanticQuery, index: SchemaIndex, key: tuple[str, str | None, object], leaves: list[tuple[Leaf, str]]
+) -> exp.Select:
+    model_name, time_dim, special = key
+    model = index.category.models[model_name]
+    rel = Relation(index.category, model, index.targets[model_name])
+    metric = q.origins.get(leaves[0][1], model_name) if leaves else model_name
+
+    def render(tree: exp.Expr) -> exp.Expr:
+        def visit(n: exp.Expr) -> exp.Expr:
+            if isinstance(n, DimRef):
+                dims = index.scopes[n.args["model"]].dims if n.args.get("model") else q.bindings
+                return _dimension(dims[n.name], rel, time_dim, metric, n)
+            return n
+
+        return tree.transform(visit)
+
+    keys = [render(k) for k in q.keys]
+    where = render(q.where) if q.where is not None else None
+    if special is not None:
+        raise FeatureNotSupported(
+            f'metric "{metric}" needs a cumulative, offset or semi-additive plan, not supported yet'
+        )
+    sub = exp.select(*(k.as_(f"_k{i}") for i, k in enumerate(keys)))
+    for leaf, alias in leaves:
+        sub = sub.select(_leaf_sql(leaf, rel, render).as_(alias), copy=False)
+    base, joins = rel.from_()
+    sub = sub.from_(base, copy=False)
+    for join in joins:
+        sub.append("joins", join)
+    if where is not None:
+        sub = sub.where(where, copy=False)
+    if keys:
+        sub = sub.group_by(*(k.copy() for k in keys), copy=False)
+    return sub
+
+
+def _leaf_sql(leaf: Leaf, rel: Relation, render: Callable[[exp.Expr], exp.Expr]) -> exp.Expr:
+    when = exp.and_(*(render(f) for f in leaf.filters)) if leaf.filters else None
+    if leaf.adhoc is not None:
+        agg = render(leaf.adhoc)
+        return exp.Filter(this=agg, expression=exp.Where(this=when)) if when is not None else agg
+    if leaf.measure is None:
+        return aggregate(None, exp.Literal.number(1) if when is not None else exp.Star(), when, None, False)
+    measure = rel.model.measure(leaf.measure)
+    assert measure is not None
+    params = measure.agg_params
+    return aggregate(
+        measure.agg,
+        rel.own(measure.sql),
+        when,
+        params.percentile if params else None,
+        bool(params and params.use_discrete_percentile),
+    )
+
+
+def _dimension(
+    binding: DimBinding, rel: Relation, time_dim: str | None, metric: str, ref: DimRef
+) -> exp.Expr:
+    owner, field = binding.target
+    model = rel.model
+    if owner == TIME:
+        dim = model.dimension(time_dim) if time_dim else None
+        if dim is None:
+            raise GroupingError(
+                f'metric "{metric}" has no agg_time_dimension, so it has no metric_time',
+                position=ref.meta.get("position"),
+            )
+        return rel.own(dim.sql)
+    if owner == ENTITY:
+        entity = model.entity(field)
+        if entity is None:
+            raise GroupingError(
+                f'metric "{metric}" cannot be grouped or filtered by "{binding.name}": '
+                f"model {model.name} has no entity {field}",
+                position=ref.meta.get("position"),
+            )
+        return rel.own(entity.sql)
+    if owner == model.name:
+        own = model.dimension(field) or model.entity(field)
+        assert own is not None
+        return rel.own(own.sql)
+    reach = rel.reach(binding.target)
+    if reach is None:
+        raise GroupingError(
+            f'metric "{metric}" cannot be grouped or filtered by "{binding.name}": '
+            f"model {model.name} does not reach {owner}",
+            position=ref.meta.get("position"),
+        )
+    return rel.own(reach.field.sql, reach.path)
