@@ -5,13 +5,16 @@ typname, `pg_type_name` the DDL spelling used in CREATE TABLE."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import NamedTuple
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from semproxy.errors import InvalidParameterValue, ProtocolViolation
+from semproxy.errors import FeatureNotSupported, InvalidParameterValue, ProtocolViolation
 
 
 class PgType(NamedTuple):
@@ -117,6 +120,8 @@ def pg_type_of(t: pa.DataType) -> tuple[int, int]:
         if t.extension_name == "arrow.json":
             return JSON, -1
         return pg_type_of(t.storage_type)
+    if pa.types.is_dictionary(t):
+        return pg_type_of(t.value_type)
     if pa.types.is_boolean(t):
         return BOOL, -1
     if pa.types.is_int8(t) or pa.types.is_int16(t) or pa.types.is_uint8(t):
@@ -170,3 +175,132 @@ def pg_type_name(t: pa.DataType) -> str:
         p, s = _decimal_typmod(t)
         return f"numeric({p},{s})"
     return BY_OID[oid].ddl
+
+
+# ---- value conversions and the binary format --------------------------------------------
+
+PG_EPOCH_DAYS = 10957  # 2000-01-01 - 1970-01-01: Postgres's binary dates and timestamps count from it
+PG_EPOCH_US = PG_EPOCH_DAYS * 86_400_000_000
+
+
+def fixed_width(n: int, rows: np.ndarray) -> pa.Array:
+    """A binary array of n equal-width values, one per element of a fixed-size numpy array."""
+    width = rows.dtype.itemsize
+    offsets = np.arange(0, width * n + 1, width, dtype=np.int32)
+    return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(rows)])
+
+
+def _fixed_cells(col: pa.Array, values: np.ndarray) -> pa.Array:
+    """Binary cells from fixed-size numpy values, NULL where `col` is."""
+    n = len(col)
+    if col.null_count == 0:
+        return fixed_width(n, values)
+    valid = valid_mask(col)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(np.where(valid, values.dtype.itemsize, 0), out=offsets[1:])
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    data = pa.py_buffer(np.ascontiguousarray(values[valid]))
+    return pa.Array.from_buffers(pa.binary(), n, [bitmap, pa.py_buffer(offsets), data])
+
+
+def valid_mask(col: pa.Array) -> np.ndarray:
+    return np.asarray(col.is_valid().to_numpy(zero_copy_only=False))
+
+
+def numbers(col: pa.Array, dtype: str = "i8") -> np.ndarray:
+    """The values of a numeric column as numpy, NULLs as 0."""
+    filled = pc.fill_null(col, pa.scalar(0, col.type)) if col.null_count else col
+    return np.asarray(filled.to_numpy(zero_copy_only=False)).astype(dtype)
+
+
+def days(col: pa.Array) -> np.ndarray:
+    """Days since 1970-01-01 of a date32/date64 column."""
+    return numbers(col.cast(pa.date32()).cast(pa.int32()), "i8")
+
+
+def micros(col: pa.Array) -> np.ndarray:
+    """Microseconds (since 1970 UTC, midnight, or of a duration), rounded down like a cast
+    of nanoseconds into Postgres's microsecond resolution would truncate."""
+    unit = col.type.unit
+    raw = numbers(col.cast(pa.int64()))
+    if unit in ("s", "ms"):
+        return raw * (1_000_000 if unit == "s" else 1000)
+    return raw // 1000 if unit == "ns" else raw
+
+
+def interval_parts(col: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(months, days, nanoseconds) of a month_day_nano_interval column, NULLs as 0."""
+    layout = np.dtype([("months", "<i4"), ("days", "<i4"), ("nanos", "<i8")])
+    raw = np.frombuffer(col.buffers()[1], layout, len(col), col.offset * layout.itemsize).copy()
+    if col.null_count:
+        raw[~valid_mask(col)] = 0
+    return raw["months"].astype("i8"), raw["days"].astype("i8"), raw["nanos"]
+
+
+def _numeric_binary(value: Decimal) -> bytes:
+    """Postgres's binary numeric: ndigits, weight, sign, dscale, then base-10000 digits."""
+    sign, digit_tuple, exp = value.as_tuple()
+    assert isinstance(exp, int)
+    dscale = max(-exp, 0)
+    whole = "".join(map(str, digit_tuple)) + "0" * max(exp, 0)
+    int_len = len(whole) - dscale
+    pad_left = (-int_len) % 4
+    groups = "0" * pad_left + whole + "0" * ((-dscale) % 4)
+    words = [int(groups[i : i + 4]) for i in range(0, len(groups), 4)]
+    weight = (int_len + pad_left) // 4 - 1
+    while words and words[0] == 0:
+        words.pop(0)
+        weight -= 1
+    while words and words[-1] == 0:
+        words.pop()
+    head = (len(words), weight if words else 0, 0x4000 if sign and words else 0, dscale)
+    return np.array(head + tuple(words), dtype=">i2").tobytes()
+
+
+def _interval_binary(us: np.ndarray, days: np.ndarray | int, months: np.ndarray | int) -> np.ndarray:
+    out = np.empty(len(us), dtype=[("us", ">i8"), ("days", ">i4"), ("months", ">i4")])
+    out["us"], out["days"], out["months"] = us, days, months
+    return out
+
+
+def _interval_cells(col: pa.Array) -> np.ndarray:
+    months, day, nanos = interval_parts(col)
+    return _interval_binary(nanos // 1000, day, months)
+
+
+_BINARY_FIXED: dict[int, Callable[[pa.Array], np.ndarray]] = {
+    BOOL: lambda c: numbers(c, "u1"),
+    INT2: lambda c: numbers(c, ">i2"),
+    INT4: lambda c: numbers(c, ">i4"),
+    INT8: lambda c: numbers(c, ">i8"),
+    FLOAT4: lambda c: numbers(c, ">f4"),
+    FLOAT8: lambda c: numbers(c, ">f8"),
+    DATE: lambda c: (days(c) - PG_EPOCH_DAYS).astype(">i4"),
+    TIMESTAMP: lambda c: (micros(c) - PG_EPOCH_US).astype(">i8"),
+    TIMESTAMPTZ: lambda c: (micros(c) - PG_EPOCH_US).astype(">i8"),
+    TIME: lambda c: micros(c).astype(">i8"),
+    INTERVAL: lambda c: (
+        _interval_cells(c) if pa.types.is_interval(c.type) else _interval_binary(micros(c), 0, 0)
+    ),
+}
+
+
+def encode_binary(col: pa.Array) -> pa.Array | None:
+    """Binary-format cells of a column (a binary array, NULL where the value is), or None for
+    a type that has no binary encoder here and goes as text (its Field says format 0 too)."""
+    oid, _ = pg_type_of(col.type)
+    if oid in _BINARY_FIXED:
+        return _fixed_cells(col, _BINARY_FIXED[oid](col))
+    if oid == NUMERIC:  # per value in Python: base-10000 digit groups have no cheap vector form
+        cells = [None if v is None else _numeric_binary(Decimal(v)) for v in col.to_pylist()]
+        return pa.array(cells, pa.binary())
+    if oid in ARRAY_ELEMENT:
+        raise FeatureNotSupported("binary format for array columns is not supported; ask for text")
+    if isinstance(col.type, pa.BaseExtensionType):
+        col = col.storage  # uuid: its 16 bytes; json: its text
+    if pa.types.is_null(col.type):
+        return pa.nulls(len(col), pa.binary())
+    try:
+        return col.cast(pa.binary())  # text, bytea: the bytes themselves
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
