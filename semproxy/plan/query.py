@@ -287,7 +287,9 @@ class Resolver:
                 else "it takes one metric column"
             )
             raise GroupingError(f"MEASURE() needs a metric column: {what}", position=position(node))
-        inner = self._resolve(node.copy(), "filter") if arg is not None else node
+        inner = node.copy()
+        for child in list(inner.iter_expressions()):
+            child.replace(self._resolve(child, "filter"))
         if inner.find(MetricValue):
             raise GroupingError(
                 "a metric column can only be aggregated on its own, e.g. SUM(revenue)",
