@@ -12,9 +12,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from tests.compiler_fixtures import load_database, load_registry, rows
 from semproxy.plan.compile import compile_query
 from semproxy.semantic.registry import Registry
+from tests.compiler_fixtures import load_database, load_registry, rows
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +132,9 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_same_numbers_as_hand_written_sql(case: str, con: duckdb.DuckDBPyConnection, registry: Registry) -> None:
+def test_same_numbers_as_hand_written_sql(
+    case: str, con: duckdb.DuckDBPyConnection, registry: Registry
+) -> None:
     ours, expected = CASES[case]
     assert approx(run(con, registry, ours)) == approx(rows(con, expected))
 
@@ -147,13 +149,19 @@ def test_ratio_is_computed_at_the_query_grain(con: duckdb.DuckDBPyConnection, re
     )
     assert ours[0][0] == pytest.approx(float(expected[0][0]))
     assert ours[0][0] != pytest.approx(float(naive[0][0]))
-    monthly = run(con, registry, "SELECT DATE_TRUNC('month', order_date), AVG(avg_order_value) FROM orders GROUP BY 1")
-    by_hand = rows(con, "SELECT DATE_TRUNC('month', order_date), SUM(amount) / COUNT(*) FROM shop.orders GROUP BY 1")
+    monthly = run(
+        con, registry, "SELECT DATE_TRUNC('month', order_date), AVG(avg_order_value) FROM orders GROUP BY 1"
+    )
+    by_hand = rows(
+        con, "SELECT DATE_TRUNC('month', order_date), SUM(amount) / COUNT(*) FROM shop.orders GROUP BY 1"
+    )
     assert [(m, pytest.approx(float(v))) for m, v in by_hand] == monthly
 
 
 def test_fan_out_is_never_double_counted(con: duckdb.DuckDBPyConnection, registry: Registry) -> None:
-    ours = run(con, registry, "SELECT customer__region, MEASURE(revenue), MEASURE(quantity) FROM metrics GROUP BY 1")
+    ours = run(
+        con, registry, "SELECT customer__region, MEASURE(revenue), MEASURE(quantity) FROM metrics GROUP BY 1"
+    )
     revenue = rows(
         con,
         "SELECT c.region, SUM(o.amount) FROM shop.orders o LEFT JOIN shop.customers c USING (customer_id) GROUP BY 1",
@@ -172,7 +180,9 @@ def test_fan_out_is_never_double_counted(con: duckdb.DuckDBPyConnection, registr
     assert [r[1] for r in naive] != [r[1] for r in ours]
 
 
-def test_cross_model_derived_metric_joins_on_the_grain(con: duckdb.DuckDBPyConnection, registry: Registry) -> None:
+def test_cross_model_derived_metric_joins_on_the_grain(
+    con: duckdb.DuckDBPyConnection, registry: Registry
+) -> None:
     ours = run(
         con,
         registry,
@@ -216,7 +226,15 @@ def test_ratio_across_a_join_from_items(con: duckdb.DuckDBPyConnection, registry
 
 
 def test_order_limit_keep_postgres_null_order(con: duckdb.DuckDBPyConnection, registry: Registry) -> None:
-    sql = compile_query("SELECT region, MEASURE(revenue) AS r FROM orders GROUP BY 1 ORDER BY region DESC", registry).sql
-    assert [r[0] for r in con.execute(sql).fetchall()] == [None, "US", "EU"]  # Postgres: DESC puts NULLs first
-    sql = compile_query("SELECT region FROM orders GROUP BY 1 ORDER BY 1 NULLS LAST LIMIT 2 OFFSET 1", registry).sql
+    sql = compile_query(
+        "SELECT region, MEASURE(revenue) AS r FROM orders GROUP BY 1 ORDER BY region DESC", registry
+    ).sql
+    assert [r[0] for r in con.execute(sql).fetchall()] == [
+        None,
+        "US",
+        "EU",
+    ]  # Postgres: DESC puts NULLs first
+    sql = compile_query(
+        "SELECT region FROM orders GROUP BY 1 ORDER BY 1 NULLS LAST LIMIT 2 OFFSET 1", registry
+    ).sql
     assert con.execute(sql).fetchall() == [("US",), (None,)]

@@ -305,7 +305,7 @@ class Resolver:
             kind = "count_distinct" if kind == "count" and distinct else kind
             allowed = allowed_aggregates(self.category, metric)
             if kind not in allowed:
-                forms = ", ".join(sorted(f"{_agg_sql(a)}({metric})" for a in allowed))
+                forms = ", ".join(sorted(_agg_sql(a, metric) for a in allowed))
                 raise GroupingError(
                     f'{output_name(node).upper()}{"(DISTINCT" if distinct else "("}{metric}) is not an aggregate of metric "{metric}"',
                     hint=f"use MEASURE({metric}) or one of: {forms}",
@@ -365,8 +365,8 @@ def _has_aggregate(n: exp.Expr) -> bool:
     return any(_is_measure(x) or isinstance(x, exp.AggFunc) for x in n.walk())
 
 
-def _agg_sql(kind: str) -> str:
-    return "COUNT(DISTINCT" if kind == "count_distinct" else kind.upper()
+def _agg_sql(kind: str, metric: str) -> str:
+    return f"COUNT(DISTINCT {metric})" if kind == "count_distinct" else f"{kind.upper()}({metric})"
 
 
 def _unique(items: Any) -> list[exp.Expr]:

@@ -29,16 +29,16 @@ _CASTS = {
 PG_EPOCH = dt.date(2000, 1, 1)
 
 
-def parameter_count(tree: exp.Expression) -> int:
+def parameter_count(tree: exp.Expr) -> int:
     return max((_index(p) for p in tree.find_all(exp.Parameter)), default=0)
 
 
 def bind(
-    tree: exp.Expression,
+    tree: exp.Expr,
     values: Sequence[bytes | None],
     formats: Sequence[int],
     type_oids: Sequence[int],
-) -> exp.Expression:
+) -> exp.Expr:
     """A copy of `tree` with `$1..$n` replaced by literals of `values`."""
     needed = parameter_count(tree)
     if len(values) != needed:
@@ -50,7 +50,7 @@ def bind(
         for i, v in enumerate(values)
     ]
 
-    def replace(node: exp.Expression) -> exp.Expression:
+    def replace(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Parameter):
             return literals[_index(node) - 1].copy()
         return node
@@ -63,7 +63,7 @@ def _index(node: exp.Parameter) -> int:
     return int(inner.name) if isinstance(inner, exp.Literal) and inner.name.isdigit() else 0
 
 
-def _literal(value: bytes | None, fmt: int, oid: int, n: int) -> exp.Expression:
+def _literal(value: bytes | None, fmt: int, oid: int, n: int) -> exp.Expr:
     if value is None:
         return exp.Null()
     try:
@@ -72,7 +72,7 @@ def _literal(value: bytes | None, fmt: int, oid: int, n: int) -> exp.Expression:
         raise InvalidParameterValue(f"invalid value for parameter ${n}: {exc}") from exc
 
 
-def _text(text: str, oid: int) -> exp.Expression:
+def _text(text: str, oid: int) -> exp.Expr:
     if oid in _INTS:
         return exp.Literal.number(int(text))
     if oid in _FLOATS:
@@ -84,7 +84,7 @@ def _text(text: str, oid: int) -> exp.Expression:
     return exp.Literal.string(text)
 
 
-def _binary(value: bytes, oid: int) -> exp.Expression:
+def _binary(value: bytes, oid: int) -> exp.Expr:
     if oid in _INTS:
         return exp.Literal.number(struct.unpack(_INTS[oid], value)[0])
     if oid in _FLOATS:
@@ -101,4 +101,6 @@ def _binary(value: bytes, oid: int) -> exp.Expression:
         (micros,) = struct.unpack("!q", value)
         stamp = dt.datetime(2000, 1, 1) + dt.timedelta(microseconds=micros)
         return exp.cast(exp.Literal.string(stamp.isoformat(sep=" ")), _CASTS[oid])
-    raise FeatureNotSupported(f"binary parameters of type {t.oid_name(oid)} are not supported; send them as text")
+    raise FeatureNotSupported(
+        f"binary parameters of type {t.oid_name(oid)} are not supported; send them as text"
+    )

@@ -1,0 +1,173 @@
+"""The compiler's contract beyond numbers: errors (SQLSTATE, message, hint, position),
+output names, the plan cache, dialects, and the virtual tables it exposes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import sqlglot
+
+from semproxy.errors import SemproxyError
+from semproxy.plan.compile import compile_query
+from semproxy.plan.tables import virtual_tables
+from semproxy.semantic.registry import Registry
+from tests.compiler_fixtures import load_registry
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return load_registry()
+
+
+def error(registry: Registry, sql: str) -> SemproxyError:
+    with pytest.raises(SemproxyError) as caught:
+        compile_query(sql, registry)
+    return caught.value
+
+
+ERRORS = [
+    # sql, sqlstate, in message, in hint, position of (substring)
+    (
+        "SELECT region, revenue FROM orders GROUP BY region",
+        "42803",
+        '"revenue"',
+        "MEASURE(revenue)",
+        "revenue FROM",
+    ),
+    ("SELECT MEASURE(revenue) FROM orders WHERE revenue > 10", "42803", "WHERE", "HAVING", "revenue >"),
+    ("SELECT MAX(revenue) FROM orders", "42803", "revenue", "SUM(revenue)", "MAX("),
+    ("SELECT COUNT(buyers) FROM orders", "42803", "buyers", "COUNT(DISTINCT buyers)", "COUNT("),
+    (
+        "SELECT STDDEV(avg_order_value) FROM orders",
+        "42803",
+        "avg_order_value",
+        "MEASURE(avg_order_value)",
+        "STDDEV(",
+    ),
+    ("SELECT regoin, MEASURE(revenue) FROM orders GROUP BY 1", "42703", '"regoin"', '"region"', "regoin"),
+    ("SELECT MEASURE(revenue) FROM ordrs", None, None, None, None),
+    ("SELECT MEASURE(revenue) FROM production.ordrs", "42P01", "ordrs", "orders", "production.ordrs"),
+    (
+        "SELECT DATE_TRUNC('hour', order_date), MEASURE(revenue) FROM orders GROUP BY 1",
+        "22023",
+        "hour",
+        "day",
+        "order_date",
+    ),
+    ("SELECT region, MEASURE(revenue) FROM orders", "42803", '"region"', "GROUP BY", "region,"),
+    ("SELECT MEASURE(region) FROM orders", "42803", "dimension", None, "MEASURE("),
+    ("SELECT region FROM orders GROUP BY MEASURE(revenue)", "42803", "GROUP BY", None, "MEASURE(revenue)"),
+    ("SELECT x.region FROM orders o GROUP BY 1", "42P01", '"x"', None, "x.region"),
+    ("SELECT region, MEASURE(revenue) FROM orders GROUP BY 3", "42803", "position 3", None, "3"),
+    ("SELECT product, MEASURE(revenue) FROM metrics GROUP BY 1", "42703", "product", None, "product"),
+    (
+        "SELECT item__product, MEASURE(revenue) FROM metrics GROUP BY 1",
+        "42803",
+        "revenue",
+        None,
+        "item__product",
+    ),
+    ("SELECT MEASURE(revenue) FROM orders JOIN items ON true", "0A000", "metrics table", "metrics", "items"),
+    ("SELECT COUNT(*) FROM metrics", "0A000", "model table", None, "COUNT("),
+]
+
+
+@pytest.mark.parametrize(("sql", "state", "message", "hint", "at"), ERRORS)
+def test_errors_say_what_and_where(
+    registry: Registry, sql: str, state: str | None, message: str | None, hint: str | None, at: str | None
+) -> None:
+    if state is None:  # an unqualified unknown table is not a metric table: route sends it to the catalog
+        with pytest.raises(SemproxyError):
+            compile_query(sql, registry)
+        return
+    err = error(registry, sql)
+    assert err.sqlstate == state, err
+    assert message is None or message in err.message, err.message
+    assert hint is None or (err.hint and hint in err.hint), err.hint
+    assert at is None or err.position == sql.index(at) + 1, (err.position, sql.index(at) + 1)
+
+
+def test_output_names_follow_postgres(registry: Registry) -> None:
+    compiled = compile_query(
+        'SELECT "orders"."region", MEASURE(revenue), SUM(order_count), DATE_TRUNC(\'month\', order_date),'
+        ' CAST(order_date AS date), COUNT(*), 1 + 1, MEASURE(revenue) AS "Rev" FROM "production"."orders" "orders"'
+        " GROUP BY 1, 4, 5",
+        registry,
+    )
+    assert compiled.columns == (
+        "region",
+        "revenue",
+        "sum",
+        "date_trunc",
+        "order_date",
+        "count",
+        "?column?",
+        "Rev",
+    )
+
+
+def test_select_star_lists_own_dimensions_then_every_metric(registry: Registry) -> None:
+    compiled = compile_query("SELECT * FROM items", registry)
+    assert compiled.columns == ("product", "quantity", "item_revenue", "item_count", "revenue_per_unit")
+
+
+def test_plan_cache_reuses_the_plan_for_other_literals(registry: Registry) -> None:
+    fresh = Registry(categories=registry.categories)
+    sql = "SELECT region, MEASURE(revenue) FROM orders WHERE status = 'completed' GROUP BY 1 LIMIT 5"
+    start = time.perf_counter()
+    cold = compile_query(sql, fresh)
+    cold_ms = (time.perf_counter() - start) * 1000
+    other = compile_query(sql.replace("'completed'", "'cancelled'").replace("5", "7"), fresh)
+    assert "'cancelled'" in other.sql and "LIMIT 7" in other.sql and "'completed'" not in other.sql
+    start = time.perf_counter()
+    for _ in range(100):
+        again = compile_query(sql, fresh)
+    hit_ms = (time.perf_counter() - start) * 10
+    assert again is cold
+    assert hit_ms < 0.1, hit_ms
+    assert cold_ms < 50, cold_ms  # generous for a loaded CI machine; typically a few ms
+
+
+def test_cache_is_per_registry(registry: Registry) -> None:
+    sql = "SELECT MEASURE(revenue) FROM orders"
+    assert compile_query(sql, registry) is compile_query(sql, registry)
+    assert compile_query(sql, Registry(categories=registry.categories)) is not compile_query(sql, registry)
+
+
+@pytest.mark.parametrize("dialect", ["duckdb", "postgres", "spark", "databricks"])
+def test_dialects_keep_exact_percentiles_and_double_division(registry: Registry, dialect: str) -> None:
+    compiled = compile_query(
+        "SELECT order__region, MEASURE(p90_amount), MEASURE(avg_order_value), MEASURE(net_revenue) FROM metrics"
+        " WHERE order__region IS NOT NULL GROUP BY 1",
+        registry,
+        dialect=dialect,
+    )
+    assert "APPROX" not in compiled.sql.upper()
+    assert "DECIMAL(10, 0)" not in compiled.sql.upper()
+    sqlglot.parse_one(compiled.sql, read=dialect)  # the engine's dialect reads it back
+
+
+def test_virtual_tables_columns_in_spec_order(registry: Registry) -> None:
+    tables = {(t.schema, t.name): t for t in virtual_tables(registry)}
+    orders = tables[("production", "orders")]
+    names = [c.name for c in orders.columns]
+    assert names[:6] == ["region", "status", "is_large", "order_date", "order", "customer"]
+    assert names[6] == "metric_time"
+    assert "customer__region" in names and "customer__nation__name" in names
+    assert names.index("customer__nation__name") < names.index("revenue")
+    assert {c.kind for c in orders.columns} == {"dimension", "time", "entity", "metric"}
+    region = next(c for c in orders.columns if c.name == "region")
+    assert region.description == "Sales region of the order."
+    metrics = tables[("production", "metrics")]
+    mnames = [c.name for c in metrics.columns]
+    assert {
+        "order__region",
+        "customer__region",
+        "nation__name",
+        "metric_time",
+        "revenue",
+        "quantity",
+        "refunded",
+    } <= set(mnames)
+    assert "revenue_per_unit" in [c.name for c in tables[("production", "items")].columns]
