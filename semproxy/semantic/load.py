@@ -211,6 +211,8 @@ def _pydantic_errors(file: str, data: Any, exc: ValidationError) -> list[ModelEr
             msg += f", got {err['input']!r}"
         if err["type"] == "extra_forbidden":
             msg = "unknown field (check its spelling and indentation)"
+        elif err["type"] == "missing":
+            msg = "this field is required"
         messages.setdefault(field, (line, []))[1].append(msg)
     # A union reports one error per member; keep the most specific, deepest ones.
     fields = list(messages)

@@ -71,8 +71,12 @@ def _parse_error(sql: str, query: bool = False) -> str | None:
     """Why `sql` is not one SQL expression (or one SELECT when `query`), else None."""
     try:
         trees = [t for t in sqlglot.parse(sql, read="postgres") if t is not None]
+    except sqlglot.errors.ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        what = re.sub(r" for <class '[\w.]+'>", "", str(first.get("description", exc)))
+        return f"is not valid SQL (column {first.get('col', '?')}: {what})"
     except sqlglot.errors.SqlglotError as exc:
-        return f"is not valid SQL: {str(exc).splitlines()[0]}"
+        return f"is not valid SQL ({str(exc).splitlines()[0]})"
     if len(trees) != 1:
         return "must be a single SQL " + ("SELECT" if query else "expression")
     if query and not isinstance(trees[0], exp.Query):
