@@ -84,25 +84,49 @@ def _lengths(cells: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return np.where(valid, size, -1), np.where(valid, size + 4, 4)
 
 
+def _uniform(cells: pa.Array, length: np.ndarray) -> np.ndarray | None:
+    """The cells as an (n, width) byte matrix when all have one width and none is NULL."""
+    if cells.null_count or len(length) == 0 or length.min() != length.max():
+        return None
+    start = int(np.frombuffer(cells.buffers()[1], np.int32, 1, cells.offset * 4)[0])
+    data = np.frombuffer(cells.buffers()[2] or b"", np.uint8)
+    return data[start : start + len(length) * int(length[0])].reshape(len(length), -1)
+
+
 def _frames(n: int, cells: list[pa.Array]) -> bytes:
     if n == 0:
         return b""
     header = np.empty(n, dtype=[("type", "u1"), ("length", ">i4"), ("count", ">i2")])
     header["type"], header["count"] = ord("D"), len(cells)
     total = np.full(n, 6, dtype=np.int64)
-    args = [fixed_width(n, header)]
+    pieces: list[np.ndarray | pa.Array] = [header.view(np.uint8).reshape(n, 7)]
     for col in cells:
         length, used = _lengths(col)
         total += used
-        args += [fixed_width(n, length.astype(">i4")), col]
+        uniform = _uniform(col, length)
+        pieces += [length.astype(">i4").view(np.uint8).reshape(n, 4), col if uniform is None else uniform]
     if int(total.sum()) + n > _FRAME_LIMIT and n > 1:
         half = n // 2
         return _frames(half, [c.slice(0, half) for c in cells]) + _frames(
             n - half, [c.slice(half) for c in cells]
         )
     header["length"] = total
-    if not cells:
-        return header.tobytes()
+    # Runs of fixed-width pieces (header, length prefixes, equal-width cells) become one
+    # matrix each, so the join below has as few arguments as possible.
+    args: list[pa.Array] = []
+    run: list[np.ndarray] = []
+    for piece in [*pieces, None]:
+        if isinstance(piece, np.ndarray):
+            run.append(piece)
+            continue
+        if run:
+            matrix = np.concatenate(run, axis=1) if len(run) > 1 else run[0]
+            if piece is None and not args:
+                return matrix.tobytes()  # every piece had a fixed width
+            args.append(fixed_width(n, np.ascontiguousarray(matrix)))
+            run = []
+        if piece is not None:
+            args.append(piece)
     joined = pc.binary_join_element_wise(*args, b"", null_handling="replace", null_replacement=b"")
     offsets = np.frombuffer(joined.buffers()[1], np.int32, n + 1)
     return joined.buffers()[2][int(offsets[0]) : int(offsets[-1])].to_pybytes()
@@ -228,8 +252,18 @@ def _timestamp_text(col: pa.Array, timezone: str) -> pa.Array:
 
 
 def _date_text(col: pa.Array) -> pa.Array:
-    parts, bc = _date_parts(days(col))
-    return _grid(len(col), _valid(col), [*parts, (_lit(" BC")[0], bc[:, None])])
+    day = days(col)
+    lo, hi = (int(day.min()), int(day.max())) if len(day) else (0, 0)
+    if hi - lo >= len(day) // 2:  # dates spread about as wide as the batch is long
+        return _date_grid(day, _valid(col))
+    # Format each day of the range once, then gather: a batch of dates spans few distinct days.
+    table = _date_grid(np.arange(lo, hi + 1, dtype=np.int64), None)
+    return table.take(pa.array(day - lo, mask=None if col.null_count == 0 else ~valid_mask(col)))
+
+
+def _date_grid(day: np.ndarray, valid: np.ndarray | None) -> pa.Array:
+    parts, bc = _date_parts(day)
+    return _grid(len(day), valid, [*parts, (_lit(" BC")[0], bc[:, None])])
 
 
 def _valid(col: pa.Array) -> np.ndarray | None:
@@ -242,6 +276,8 @@ def _decimal_text(col: pa.Array) -> pa.Array:
     if t.scale < 0:
         col = col.cast(pa.decimal128(min(t.precision - t.scale, 38), 0))
         t = col.type
+    if t.scale <= 6:  # Arrow's own cast is exact and only turns scientific below 1e-6
+        return pc.cast(col, pa.string()).cast(pa.binary())
     if t.precision > 18:
         return _wide_decimal_text(col)
     if not pa.types.is_decimal128(t):
@@ -289,7 +325,9 @@ def _float_text(col: pa.Array, oid: int) -> pa.Array:
     with np.errstate(invalid="ignore"):
         fix = ~np.isfinite(x) | (a >= dtype(10.0**limit)) | ((a < dtype(1e-4)) & (a != 0))
     # Arrow picks exponent form by its own rule (3e10 -> '3e+10'): recheck those too.
-    fix |= np.asarray(pc.fill_null(pc.match_substring(text, "e"), False).to_numpy(zero_copy_only=False))
+    data = np.frombuffer(text.buffers()[2], np.uint8)
+    if (data == ord("e")).any():
+        fix |= np.asarray(pc.fill_null(pc.match_substring(text, "e"), False).to_numpy(zero_copy_only=False))
     if col.null_count:
         fix &= valid_mask(col)
     if not fix.any():

@@ -184,8 +184,8 @@ PG_EPOCH_US = PG_EPOCH_DAYS * 86_400_000_000
 
 
 def fixed_width(n: int, rows: np.ndarray) -> pa.Array:
-    """A binary array of n equal-width values, one per element of a fixed-size numpy array."""
-    width = rows.dtype.itemsize
+    """A binary array of n equal-width values: the rows of a C-contiguous numpy array."""
+    width = rows.nbytes // n if n else 0
     offsets = np.arange(0, width * n + 1, width, dtype=np.int32)
     return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(rows)])
 
