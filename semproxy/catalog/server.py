@@ -266,17 +266,19 @@ def _initdb(bin_dir: Path, pgdata: Path, owner: pwd.struct_passwd | None) -> Non
     if owner is not None:
         _allow_traverse(pgdata.parent)
         os.chown(pgdata, owner.pw_uid, owner.pw_gid)
-    subprocess.run(
+    done = subprocess.run(
         [
             str(bin_dir / "initdb"),
             "-D", str(pgdata), "-U", ADMIN_ROLE, "--auth=trust", "--encoding=UTF8",
             "--no-locale", "--no-sync", "--no-instructions",
         ],
         cwd=pgdata,
-        check=True,
         capture_output=True,
+        text=True,
         **_as_user(owner),
     )  # fmt: skip
+    if done.returncode != 0:
+        raise ConfigError(f"initdb failed for the catalog server in {pgdata}:\n{done.stderr[-2000:]}")
 
 
 def _allow_traverse(path: Path) -> None:
@@ -305,8 +307,8 @@ def _live_postmaster(pgdata: Path) -> tuple[psutil.Process, Path, Path | None] |
         return None
     try:
         proc = psutil.Process(status[0])
-        if proc.name() != "postgres" or Path(proc.cwd()) != pgdata:
-            return None  # a stale file whose pid now names another process
+        if proc.status() == psutil.STATUS_ZOMBIE or proc.name() != "postgres" or Path(proc.cwd()) != pgdata:
+            return None  # dead, or a stale file whose pid now names another process
     except psutil.Error:
         return None
     socket_dir = Path((pgdata / "postmaster.pid").read_text().splitlines()[4])
