@@ -89,7 +89,7 @@ def test_metric_by_region_and_month_matches_hand_written_sql(server: RunningServ
     assert len(got) == len(expected) > 12
     for (g_region, g_month, g_rev), (e_region, e_month, e_rev) in zip(got, expected, strict=True):
         assert g_region == e_region
-        assert g_month.date() == e_month if hasattr(g_month, "date") else g_month == e_month
+        assert str(g_month)[:10] == str(e_month)[:10]
         assert Decimal(g_rev) == e_rev
 
 
