@@ -109,8 +109,9 @@ async def test_start_cold_warm_adopted_and_after_kill(state_dir: Path) -> None:
     assert time.monotonic() - began < 3
 
     # a semproxy that died without stopping it: the next start adopts the running server
+    running = _postmaster_pid(state_dir)
     adopted = await CatalogServer.start(state_dir)
-    assert _postmaster_pid(state_dir) == adopted._postmaster.pid if adopted._postmaster else False
+    assert _postmaster_pid(state_dir) == running
 
     # a killed postmaster leaves postmaster.pid and a backend behind
     backend = await adopted.connect_admin()
@@ -124,6 +125,19 @@ async def test_start_cold_warm_adopted_and_after_kill(state_dir: Path) -> None:
     await conn.close()
     await server.stop()
     assert not (state_dir / "catalog-pg" / "postmaster.pid").exists()
+
+
+async def test_socket_of_a_long_state_dir_goes_to_a_short_directory(state_dir: Path) -> None:
+    deep = state_dir / ("x" * 60) / ("y" * 60)
+    server = await CatalogServer.start(deep)
+    try:
+        assert len(server.endpoint.host) < 60
+        conn = await _session(server.endpoint)
+        assert await conn.fetchval("SELECT current_user") == "semproxy"
+        await conn.close()
+    finally:
+        await server.stop()
+    assert not Path(server.endpoint.host).exists()
 
 
 async def test_sync_then_resync(catalog: CatalogServer) -> None:
@@ -162,6 +176,21 @@ async def test_sync_then_resync(catalog: CatalogServer) -> None:
         # a category that is gone takes its tables with it
         await sync_catalog(catalog, [ORDERS], ["production"])
         assert await conn.fetchval("SELECT to_regnamespace('staging')") is None
+    finally:
+        await conn.close()
+
+
+async def test_sync_quotes_names(catalog: CatalogServer) -> None:
+    odd = TableSpec("production", 'We"ird; DROP', "x", (ColumnSpec("Mixed Case", "text", "it's"),))
+    await sync_catalog(catalog, [odd], ["production"])
+    conn = await _session(catalog.endpoint)
+    try:
+        row = await conn.fetchrow(
+            "SELECT c.relname, a.attname, col_description(c.oid, a.attnum) FROM pg_class c"
+            " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = 1"
+            " WHERE c.relnamespace = 'production'::regnamespace"
+        )
+        assert tuple(row) == ('We"ird; DROP', "Mixed Case", "it's")
     finally:
         await conn.close()
 

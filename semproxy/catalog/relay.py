@@ -20,8 +20,9 @@ _PROTOCOL_3_0 = 196608
 _CANCEL_REQUEST = 80877102
 _AUTH_OK = 0
 _READ_CHUNK = 256 * 1024
-# who we log in as is ours to say; `replication` would open a walsender
-_STARTUP_RESERVED = frozenset({"user", "database", "replication"})
+# who we log in as is ours to say; `replication` would open a walsender; and query text
+# goes out as UTF-8 (a relayed SET client_encoding still changes what comes back)
+_STARTUP_RESERVED = frozenset({"user", "database", "replication", "client_encoding"})
 
 
 class CatalogUnavailable(SemproxyError):
@@ -132,7 +133,7 @@ class CatalogConnection:
 
     async def _startup(self, params: Mapping[str, str]) -> None:
         startup = {k: v for k, v in params.items() if k not in _STARTUP_RESERVED}
-        startup.update(user=self._endpoint.user, database=self._endpoint.database)
+        startup.update(user=self._endpoint.user, database=self._endpoint.database, client_encoding="UTF8")
         body = struct.pack("!I", _PROTOCOL_3_0)
         body += b"".join(k.encode() + b"\0" + v.encode() + b"\0" for k, v in startup.items()) + b"\0"
         await self.send_raw(struct.pack("!I", len(body) + 4) + body)

@@ -38,6 +38,9 @@ async def sync_catalog(server: CatalogServer, tables: Sequence[TableSpec], schem
     try:
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1::text))", _SYNC_LOCK)
+            # a session holding a virtual table open in a long transaction must fail the
+            # sync (the caller retries), not stall every reload behind it
+            await conn.execute("SET LOCAL lock_timeout = '10s'")
             managed = await conn.fetch(
                 "SELECT nspname FROM pg_namespace WHERE nspowner = $1::regrole ORDER BY nspname", OWNER_ROLE
             )
