@@ -209,7 +209,8 @@ def valid_mask(col: pa.Array) -> np.ndarray:
 
 def numbers(col: pa.Array, dtype: str = "i8") -> np.ndarray:
     """The values of a numeric column as numpy, NULLs as 0."""
-    filled = pc.fill_null(col, pa.scalar(0, col.type)) if col.null_count else col
+    zero = pa.scalar(False) if pa.types.is_boolean(col.type) else pa.scalar(0, col.type)
+    filled = pc.fill_null(col, zero) if col.null_count else col
     return np.asarray(filled.to_numpy(zero_copy_only=False)).astype(dtype)
 
 
