@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import asyncpg
 import psutil
@@ -108,15 +108,15 @@ class CatalogServer:
     async def connect_existing(cls, dsn: str) -> CatalogServer:
         """Use an existing PostgreSQL: `postgresql://admin:password@host:port/database`.
 
-        The DSN's user must be able to create roles; sessions log in as `semproxy`, which
-        this server's authentication must let in without a password."""
+        The DSN's user must be a superuser (it creates roles and revokes CREATE on schema
+        public); sessions log in as `semproxy`, which the server's authentication must let
+        in without a password (trust or peer)."""
         parts = urlsplit(dsn)
         if parts.scheme not in ("postgresql", "postgres"):
             raise ConfigError("--catalog-dsn must be a postgresql:// URL")
-        query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
-        host = unquote(query.get("host") or parts.hostname or "localhost")
+        query = dict(parse_qsl(parts.query))
         endpoint = CatalogEndpoint(
-            host=host,
+            host=query.get("host") or unquote(parts.hostname or "localhost"),
             port=int(query.get("port") or parts.port or PORT),
             user=SESSION_ROLE,
             database=unquote(parts.path.lstrip("/")) or "postgres",
