@@ -52,7 +52,7 @@ def _all_frontend() -> bytes:
 
 
 def _drain(dec: FrontendDecoder | BackendDecoder) -> list[object]:
-    out = []
+    out: list[object] = []
     while (msg := dec.next_message()) is not None:
         out.append(msg)
     return out

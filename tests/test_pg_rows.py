@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -299,7 +301,7 @@ def test_row_description() -> None:
 
 # ---- round trip: decode what was encoded with a per-cell reference decoder ----------------
 
-PARSE = {
+PARSE: dict[str, Callable[[str], Any]] = {
     "i": int,
     "f": lambda s: {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}.get(s, float(s)),
     "d": Decimal,
