@@ -238,3 +238,82 @@ def test_order_limit_keep_postgres_null_order(con: duckdb.DuckDBPyConnection, re
         "SELECT region FROM orders GROUP BY 1 ORDER BY 1 NULLS LAST LIMIT 2 OFFSET 1", registry
     ).sql
     assert con.execute(sql).fetchall() == [("US",), (None,)]
+
+
+def test_cumulative_windows(con: duckdb.DuckDBPyConnection, registry: Registry) -> None:
+    ours = run(
+        con,
+        registry,
+        "SELECT metric_time, MEASURE(revenue_7d), MEASURE(revenue_mtd), MEASURE(revenue_all_time) FROM orders"
+        " WHERE metric_time >= DATE '2024-02-01' GROUP BY 1",
+    )
+    expected = rows(
+        con,
+        "SELECT d.day,"
+        " (SELECT SUM(amount) FROM shop.orders WHERE order_date BETWEEN d.day - 6 AND d.day),"
+        " (SELECT SUM(amount) FROM shop.orders WHERE order_date BETWEEN DATE_TRUNC('month', d.day) AND d.day),"
+        " (SELECT SUM(amount) FROM shop.orders WHERE order_date <= d.day)"
+        " FROM (SELECT DISTINCT order_date AS day FROM shop.orders WHERE order_date >= DATE '2024-02-01') d",
+    )
+    naive = rows(
+        con,
+        "SELECT order_date, SUM(amount) FROM shop.orders WHERE order_date >= DATE '2024-02-01' GROUP BY 1",
+    )
+    assert ours == expected
+    assert [r[3] for r in ours] != [r[1] for r in naive]  # all-time includes January, before the filter
+
+
+def test_cumulative_month_to_date_at_a_coarser_grain(
+    con: duckdb.DuckDBPyConnection, registry: Registry
+) -> None:
+    ours = run(
+        con,
+        registry,
+        "SELECT DATE_TRUNC('quarter', metric_time), MEASURE(revenue_mtd) FROM orders GROUP BY 1",
+    )
+    march = rows(con, "SELECT SUM(amount) FROM shop.orders WHERE order_date >= DATE '2024-03-01'")
+    assert [r[1] for r in ours] == [march[0][0]]  # the value at the quarter's end: March to date
+
+
+def test_period_over_period(con: duckdb.DuckDBPyConnection, registry: Registry) -> None:
+    ours = run(
+        con,
+        registry,
+        "SELECT DATE_TRUNC('month', metric_time) AS m, MEASURE(revenue), MEASURE(revenue_growth_mom) FROM orders GROUP BY 1",
+    )
+    expected = rows(
+        con,
+        "WITH m AS (SELECT DATE_TRUNC('month', order_date) AS m, SUM(amount) AS r FROM shop.orders GROUP BY 1)"
+        " SELECT m.m, m.r, CAST(m.r - p.r AS DOUBLE) / NULLIF(p.r, 0) FROM m LEFT JOIN m p ON p.m = m.m - INTERVAL 1 MONTH",
+    )
+    assert approx(ours) == approx(expected)
+    assert len(ours) == 3  # no row for the month after the last order
+
+
+def test_semi_additive_balance_takes_the_last_snapshot(
+    con: duckdb.DuckDBPyConnection, registry: Registry
+) -> None:
+    ours = run(
+        con, registry, "SELECT DATE_TRUNC('month', metric_time), MEASURE(open_balance) FROM orders GROUP BY 1"
+    )
+    expected = rows(
+        con,
+        "SELECT DATE_TRUNC('month', order_date), SUM(balance) FROM shop.orders o WHERE order_date ="
+        " (SELECT MAX(order_date) FROM shop.orders i WHERE DATE_TRUNC('month', i.order_date) = DATE_TRUNC('month', o.order_date))"
+        " GROUP BY 1",
+    )
+    naive = rows(con, "SELECT DATE_TRUNC('month', order_date), SUM(balance) FROM shop.orders GROUP BY 1")
+    assert ours == expected
+    assert ours != naive
+
+
+def test_select_star_preview_runs_every_metric(con: duckdb.DuckDBPyConnection, registry: Registry) -> None:
+    compiled = compile_query("SELECT * FROM orders LIMIT 3", registry)
+    assert len(con.execute(compiled.sql).fetchall()) == 3
+    assert compiled.columns[:4] == ("region", "status", "is_large", "order_date")
+    assert {"revenue", "revenue_mtd", "revenue_growth_mom", "open_balance", "net_revenue"} <= set(
+        compiled.columns
+    )
+    everything = compile_query("SELECT * FROM metrics", registry)
+    assert len(con.execute(everything.sql).fetchall()) == 1
+    assert "revenue_7d" not in everything.columns  # no value without metric_time

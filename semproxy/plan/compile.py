@@ -16,16 +16,24 @@ from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlglot import exp
 
 from semproxy.errors import FeatureNotSupported, GroupingError
 from semproxy.plan.joins import Relation
-from semproxy.plan.metrics import Leaf, aggregate
+from semproxy.plan.metrics import (
+    Leaf,
+    aggregate,
+    cumulative_sub,
+    measure_aggregate,
+    select_from,
+    semi_additive_sub,
+    shifted,
+)
 from semproxy.plan.query import KEYS, DimRef, Resolver, SemanticQuery
-from semproxy.plan.tables import ENTITY, TIME, DimBinding, SchemaIndex, metric_table
+from semproxy.plan.tables import ENTITY, METRIC_TIME, TIME, DimBinding, SchemaIndex, metric_table
 from semproxy.semantic.registry import Registry
 from semproxy.sql import quirks
 from semproxy.sql.parse import output_name, parse_statement
@@ -177,14 +185,17 @@ def _assemble(q: SemanticQuery, index: SchemaIndex) -> exp.Select:
         if q.scope.model is None:
             raise FeatureNotSupported("a query on the metrics table needs at least one metric")
         groups[(q.scope.model.name, None, None)] = []
-    subs = [_sub(q, index, key, leaves) for key, leaves in groups.items()]
+    subs = [ModelSub(q, index, key, leaves).build() for key, leaves in groups.items()]
+    # a period-over-period input adds no periods of its own (no row for the month after the last)
+    offset = [isinstance(k[2], tuple) and k[2][1] is not None for k in groups]
+    grain_subs = [i for i, o in enumerate(offset) if not o] or list(range(len(subs)))
     outer = exp.Select()
     if len(subs) == 1:
         outer = outer.from_(subs[0].subquery("q0"), copy=False)
         grain = "q0"
     else:
         grain = GRAIN
-        outer = _combine(outer, subs, len(q.keys))
+        outer = _combine(outer, subs, len(q.keys), grain_subs)
     outer = outer.select(*(_keys_in(e, grain).as_(n, quoted=True) for e, n in q.outputs), copy=False)
     if q.having is not None:
         outer = outer.where(_keys_in(q.having, grain), copy=False)
@@ -198,7 +209,7 @@ def _assemble(q: SemanticQuery, index: SchemaIndex) -> exp.Select:
     return outer
 
 
-def _combine(outer: exp.Select, subs: list[exp.Select], nkeys: int) -> exp.Select:
+def _combine(outer: exp.Select, subs: list[exp.Select], nkeys: int, grain_subs: list[int]) -> exp.Select:
     names = [f"q{i}" for i in range(len(subs))]
     if nkeys == 0:
         outer = outer.from_(subs[0].subquery(names[0]), copy=False)
@@ -206,9 +217,9 @@ def _combine(outer: exp.Select, subs: list[exp.Select], nkeys: int) -> exp.Selec
             outer = outer.join(sub.subquery(name), join_type="CROSS", copy=False)
         return outer
     keys = [exp.column(f"_k{i}") for i in range(nkeys)]
-    union: exp.Query = exp.select(*keys).from_(exp.to_identifier(names[0]))
-    for name in names[1:]:
-        union = exp.union(union, exp.select(*keys).from_(exp.to_identifier(name)), distinct=True)
+    union: exp.Query = exp.select(*keys).from_(exp.to_identifier(names[grain_subs[0]]))
+    for i in grain_subs[1:]:
+        union = exp.union(union, exp.select(*keys).from_(exp.to_identifier(names[i])), distinct=True)
     ctes = [
         exp.CTE(this=sub, alias=exp.TableAlias(this=exp.to_identifier(n)))
         for sub, n in zip(subs, names, strict=True)
@@ -238,116 +249,116 @@ def _keys_in(tree: exp.Expr, grain: str) -> exp.Expr:
 
 
 def _uses_metric_time(q: SemanticQuery) -> bool:
-    return any(
-        isinstance(n, DimRef) and n.name == "metric_time"
-        for k in (*q.keys, q.where)
-        if k is not None
-        for n in k.walk()
-    )
+    trees = [t for t in (*q.keys, q.where) if t is not None]
+    return any(isinstance(n, DimRef) and n.name == METRIC_TIME for t in trees for n in t.walk())
 
 
 def _sub_key(leaf: Leaf, index: SchemaIndex, q: SemanticQuery) -> tuple[str, str | None, object]:
     """Leaves computed together: same model, same time column for metric_time, same kind."""
     model = index.category.models[leaf.model]
     measure = model.measure(leaf.measure) if leaf.measure else None
-    time_dim = (
-        model.agg_time_dimension(measure)
-        if (_uses_metric_time(q) or leaf.cumulative or leaf.offset)
-        else None
-    )
+    timed = _uses_metric_time(q) or leaf.cumulative or leaf.offset
+    time_dim = model.agg_time_dimension(measure) if timed else None
     nad = measure.non_additive_dimension if measure else None
     semi = (nad.name, nad.window_choice, tuple(nad.window_groupings), leaf.measure) if nad else None
     special = (leaf.cumulative, leaf.offset, semi)
     return (leaf.model, time_dim, special if any(special) else None)
 
 
-def _sub(
-    q: SemanticQuery, index: SchemaIndex, key: tuple[str, str | None, object], leaves: list[tuple[Leaf, str]]
-) -> exp.Select:
-    model_name, time_dim, special = key
-    model = index.category.models[model_name]
-    rel = Relation(index.category, model, index.targets[model_name])
-    metric = q.origins.get(leaves[0][1], model_name) if leaves else model_name
+class ModelSub:
+    """One model's aggregation at the query's grain: keys `_k<i>`, leaves `_m<j>`."""
 
-    def render(tree: exp.Expr) -> exp.Expr:
-        def visit(n: exp.Expr) -> exp.Expr:
+    def __init__(self, q: SemanticQuery, index: SchemaIndex, key: tuple[str, str | None, object],
+                 leaves: list[tuple[Leaf, str]]) -> None:  # fmt: skip
+        self.q, self.index, self.leaves = q, index, leaves
+        model_name, self.time_dim, self.special = key
+        self.model = index.category.models[model_name]
+        self.keys, self.where = q.keys, q.where
+        self.metric = q.origins.get(leaves[0][1], model_name) if leaves else model_name
+        self.shift = leaves[0][0].offset if leaves else None
+
+    def relation(self) -> Relation:
+        return Relation(self.index.category, self.model, self.index.targets[self.model.name])
+
+    def build(self) -> exp.Select:
+        first = self.leaves[0][0] if self.leaves else None
+        measure = self.model.measure(first.measure) if first and first.measure else None
+        if first is not None and first.cumulative is not None:
+            return cumulative_sub(self, first.cumulative)
+        if measure is not None and measure.non_additive_dimension is not None:
+            return semi_additive_sub(self, measure.non_additive_dimension)
+        if self.shift and not any(self.is_time(k) for k in self.keys):
+            raise FeatureNotSupported(f'metric "{self.metric}" compares periods: group by metric_time')
+        return self.plain()
+
+    def plain(self) -> exp.Select:
+        rel = self.relation()
+        keys = [self.render(k, rel) for k in self.keys]
+        sub = exp.select(*(k.as_(f"_k{i}") for i, k in enumerate(keys)))
+        for leaf, alias in self.leaves:
+            sub = sub.select(self.leaf_sql(leaf, rel).as_(alias), copy=False)
+        where = self.render(self.where, rel) if self.where is not None else None
+        sub = select_from(sub, rel)  # after rendering: rendering adds the joins it needs
+        if where is not None:
+            sub = sub.where(where, copy=False)
+        return sub.group_by(*(k.copy() for k in keys), copy=False) if keys else sub
+
+    def is_time(self, tree: exp.Expr) -> bool:
+        """Whether `tree` names this model's time: metric_time, or its agg time dimension."""
+        for n in tree.walk():
             if isinstance(n, DimRef):
-                dims = index.scopes[n.args["model"]].dims if n.args.get("model") else q.bindings
-                return _dimension(dims[n.name], rel, time_dim, metric, n)
-            return n
+                target = self._binding(n).target
+                if target[0] == TIME or target == (self.model.name, self.time_dim):
+                    return True
+        return False
+
+    def time_column(self, rel: Relation) -> exp.Expr:
+        dim = self.model.dimension(self.time_dim) if self.time_dim else None
+        if dim is None:
+            raise GroupingError(f'metric "{self.metric}" has no agg_time_dimension, so it has no metric_time')
+        return rel.own(dim.sql)
+
+    def _binding(self, ref: DimRef) -> DimBinding:
+        model = ref.args.get("model")
+        return (self.index.scopes[model].dims if model else self.q.bindings)[ref.name]
+
+    def render(self, tree: exp.Expr, rel: Relation) -> exp.Expr:
+        def visit(n: exp.Expr) -> exp.Expr:
+            return self._dimension(n, rel) if isinstance(n, DimRef) else n
 
         return tree.transform(visit)
 
-    keys = [render(k) for k in q.keys]
-    where = render(q.where) if q.where is not None else None
-    if special is not None:
-        raise FeatureNotSupported(
-            f'metric "{metric}" needs a cumulative, offset or semi-additive plan, not supported yet'
-        )
-    sub = exp.select(*(k.as_(f"_k{i}") for i, k in enumerate(keys)))
-    for leaf, alias in leaves:
-        sub = sub.select(_leaf_sql(leaf, rel, render).as_(alias), copy=False)
-    base, joins = rel.from_()
-    sub = sub.from_(base, copy=False)
-    for join in joins:
-        sub.append("joins", join)
-    if where is not None:
-        sub = sub.where(where, copy=False)
-    if keys:
-        sub = sub.group_by(*(k.copy() for k in keys), copy=False)
-    return sub
-
-
-def _leaf_sql(leaf: Leaf, rel: Relation, render: Callable[[exp.Expr], exp.Expr]) -> exp.Expr:
-    when = exp.and_(*(render(f) for f in leaf.filters)) if leaf.filters else None
-    if leaf.adhoc is not None:
-        agg = render(leaf.adhoc)
-        return exp.Filter(this=agg, expression=exp.Where(this=when)) if when is not None else agg
-    if leaf.measure is None:
-        return aggregate(None, exp.Literal.number(1) if when is not None else exp.Star(), when, None, False)
-    measure = rel.model.measure(leaf.measure)
-    assert measure is not None
-    params = measure.agg_params
-    return aggregate(
-        measure.agg,
-        rel.own(measure.sql),
-        when,
-        params.percentile if params else None,
-        bool(params and params.use_discrete_percentile),
-    )
-
-
-def _dimension(
-    binding: DimBinding, rel: Relation, time_dim: str | None, metric: str, ref: DimRef
-) -> exp.Expr:
-    owner, field = binding.target
-    model = rel.model
-    if owner == TIME:
-        dim = model.dimension(time_dim) if time_dim else None
-        if dim is None:
-            raise GroupingError(
-                f'metric "{metric}" has no agg_time_dimension, so it has no metric_time',
-                position=ref.meta.get("position"),
+    def leaf_sql(self, leaf: Leaf, rel: Relation) -> exp.Expr:
+        when = exp.and_(*(self.render(f, rel) for f in leaf.filters)) if leaf.filters else None
+        if leaf.adhoc is not None:
+            agg = self.render(leaf.adhoc, rel)
+            return exp.Filter(this=agg, expression=exp.Where(this=when)) if when is not None else agg
+        if leaf.measure is None:
+            return aggregate(
+                None, exp.Literal.number(1) if when is not None else exp.Star(), when, None, False
             )
-        return rel.own(dim.sql)
-    if owner == ENTITY:
-        entity = model.entity(field)
-        if entity is None:
-            raise GroupingError(
-                f'metric "{metric}" cannot be grouped or filtered by "{binding.name}": '
-                f"model {model.name} has no entity {field}",
-                position=ref.meta.get("position"),
-            )
-        return rel.own(entity.sql)
-    if owner == model.name:
-        own = model.dimension(field) or model.entity(field)
-        assert own is not None
-        return rel.own(own.sql)
-    reach = rel.reach(binding.target)
-    if reach is None:
-        raise GroupingError(
-            f'metric "{metric}" cannot be grouped or filtered by "{binding.name}": '
-            f"model {model.name} does not reach {owner}",
-            position=ref.meta.get("position"),
-        )
-    return rel.own(reach.field.sql, reach.path)
+        measure = self.model.measure(leaf.measure)
+        assert measure is not None
+        return measure_aggregate(measure, rel.own(measure.sql), when)
+
+    def _dimension(self, ref: DimRef, rel: Relation) -> exp.Expr:
+        binding = self._binding(ref)
+        owner, field = binding.target
+        model, at = self.model, ref.meta.get("position")
+        if owner == TIME or (self.shift and (owner, field) == (model.name, self.time_dim)):
+            return shifted(self.time_column(rel), self.shift, model.dimension(self.time_dim or ""))
+        if owner == ENTITY:
+            entity = model.entity(field)
+            if entity is None:
+                raise GroupingError(f'metric "{self.metric}" cannot be grouped or filtered by "{binding.name}": '
+                                    f"model {model.name} has no entity {field}", position=at)  # fmt: skip
+            return rel.own(entity.sql)
+        if owner == model.name:
+            own = model.dimension(field) or model.entity(field)
+            assert own is not None
+            return rel.own(own.sql)
+        reach = rel.reach(binding.target)
+        if reach is None:
+            raise GroupingError(f'metric "{self.metric}" cannot be grouped or filtered by "{binding.name}": '
+                                f"model {model.name} does not reach {owner}", position=at)  # fmt: skip
+        return rel.own(reach.field.sql, reach.path)

@@ -26,7 +26,7 @@ from semproxy.errors import (
     UndefinedColumn,
     UndefinedTable,
 )
-from semproxy.plan.metrics import Expander, Leaf, allowed_aggregates
+from semproxy.plan.metrics import Expander, Leaf, allowed_aggregates, needs_time
 from semproxy.plan.tables import DimBinding, SchemaIndex, TableScope
 from semproxy.semantic.model import Grain, SemanticModel
 from semproxy.sql.parse import did_you_mean, ident_name, output_name, parse_expr, position
@@ -123,6 +123,7 @@ class Resolver:
         return q
 
     def _expand_star(self, items: list[exp.Expr]) -> list[exp.Expr]:
+        """`*`: the table's own dimensions, then every metric that has a value at their grain."""
         out: list[exp.Expr] = []
         for item in items:
             if isinstance(item, exp.Star) or (
@@ -133,7 +134,9 @@ class Resolver:
                     for n, b in self.scope.dims.items()
                     if b.kind != "entity" and "__" not in n and n != "metric_time"
                 ]
-                out += [exp.column(n) for n in own + list(self.scope.metrics)]
+                timed = any(self.scope.dims[n].kind == "time" for n in own)
+                metrics = [m for m in self.scope.metrics if timed or not needs_time(self.category, m)]
+                out += [exp.column(n) for n in own + metrics]
             else:
                 out.append(item)
         return out
