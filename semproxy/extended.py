@@ -28,9 +28,8 @@ from semproxy.errors import (
 from semproxy.pg import messages as m
 from semproxy.pg.codec import encode_frontend
 from semproxy.pg.rows import encode_batch, row_description
-from semproxy.pg.types import TEXT
 from semproxy.plan.compile import CompiledQuery, compile_query
-from semproxy.sql.params import bind, parameter_count
+from semproxy.sql.params import bind, infer_types, oid_of_ddl
 from semproxy.sql.route import Catalog, Empty, Metric, Refused, route
 
 if TYPE_CHECKING:
@@ -50,7 +49,7 @@ _TERMINALS = {
 class Prepared:
     sql: str
     on_catalog: bool
-    tree: exp.Expression | None = None  # metric statements: the client's tree, with $n
+    tree: exp.Expr | None = None  # metric statements: the client's tree, with $n
     param_types: tuple[int, ...] = ()
     schema: pa.Schema | None = None  # cached result schema, for Describe
 
@@ -94,7 +93,7 @@ class Extended:
             elif isinstance(msg, m.Describe):
                 await self._describe(msg)
             elif isinstance(msg, m.Execute):
-                await self._execute(msg)
+                await self.session.cancellable(self._execute(msg))
             elif isinstance(msg, m.Close):
                 await self._close(msg)
         except SemproxyError as exc:
@@ -162,9 +161,8 @@ class Extended:
             await self._forward(msg)
             return
         tree = sqlglot.parse_one(msg.sql, read="postgres") if isinstance(statement, Metric) else None
-        count = parameter_count(tree) if tree is not None else 0
-        types = tuple(msg.param_types[i] if i < len(msg.param_types) else 0 for i in range(count))
-        self.statements[msg.name] = Prepared(msg.sql, False, tree, tuple(t or TEXT for t in types))
+        types = self._parameter_types(tree, msg.param_types) if tree is not None else ()
+        self.statements[msg.name] = Prepared(msg.sql, False, tree, types)
         await self._drain()
         session.send(m.ParseComplete())
 
@@ -223,27 +221,32 @@ class Extended:
             return
         if portal.stream is None:
             portal.stream = self.session.server.engine.execute(portal.compiled.sql)
-        limit = msg.max_rows if msg.max_rows > 0 else None
-        sent_now = 0
-        while limit is None or sent_now < limit:
-            batch = portal.leftover
-            portal.leftover = None
-            if batch is None:
-                batch = await anext(portal.stream, None)
+        try:
+            limit = msg.max_rows if msg.max_rows > 0 else None
+            sent_now = 0
+            while limit is None or sent_now < limit:
+                batch = portal.leftover
+                portal.leftover = None
                 if batch is None:
-                    portal.done = True
-                    break
-            if limit is not None and batch.num_rows > limit - sent_now:
-                portal.leftover = batch.slice(limit - sent_now)
-                batch = batch.slice(0, limit - sent_now)
-            if batch.num_rows:
-                await self.session.write_rows(encode_batch(batch, portal.formats))
-            sent_now += batch.num_rows
-            portal.sent += batch.num_rows
-        if portal.done:
-            self.session.send(m.CommandComplete(f"SELECT {portal.sent}"))
-        else:
-            self.session.send(m.PortalSuspended())
+                    batch = await anext(portal.stream, None)
+                    if batch is None:
+                        portal.done = True
+                        break
+                if limit is not None and batch.num_rows > limit - sent_now:
+                    portal.leftover = batch.slice(limit - sent_now)
+                    batch = batch.slice(0, limit - sent_now)
+                if batch.num_rows:
+                    await self.session.write_rows(encode_batch(batch, portal.formats))
+                sent_now += batch.num_rows
+                portal.sent += batch.num_rows
+            if portal.done:
+                self.session.send(m.CommandComplete(f"SELECT {portal.sent}"))
+            else:
+                self.session.send(m.PortalSuspended())
+        except BaseException:
+            portal.done = True  # a failed or cancelled portal is finished: free the engine's query
+            await portal.stream.aclose()  # type: ignore[attr-defined]
+            raise
 
     async def _close(self, msg: m.Close) -> None:
         table: dict[str, Prepared] | dict[str, Portal] = self.statements if msg.kind == "S" else self.portals
@@ -257,7 +260,17 @@ class Extended:
         self.session.send(m.CloseComplete())
 
     # -- helpers ----------------------------------------------------------------------
-    def _compile(self, tree: exp.Expression) -> CompiledQuery:
+    def _parameter_types(self, tree: exp.Expr, given: tuple[int, ...]) -> tuple[int, ...]:
+        server, path = self.session.server, self.session.search_path()
+        tables = list(tree.find_all(exp.Table))
+
+        def column_type(column: exp.Column) -> int | None:
+            ddl = server.column_type(path, tables, column.name)
+            return oid_of_ddl(ddl) if ddl else None
+
+        return infer_types(tree, given, column_type)
+
+    def _compile(self, tree: exp.Expr) -> CompiledQuery:
         session = self.session
         return compile_query(tree, session.server.registry, session.search_path(), session.server.engine.dialect)
 

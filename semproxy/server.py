@@ -7,9 +7,11 @@ import asyncio
 import itertools
 import os
 import signal
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import structlog
+from sqlglot import exp
 
 from semproxy.catalog.server import CatalogServer
 from semproxy.catalog.specs import table_specs
@@ -32,6 +34,7 @@ class Server:
         self.engine = engine
         self.catalog = catalog
         self.sessions: dict[int, Session] = {}
+        self.column_types: dict[tuple[str, str], dict[str, str]] = {}  # (schema, table) -> column -> DDL type
         self._pids = itertools.count(os.getpid() * 1000 % 2_000_000_000 + 1)
 
     @property
@@ -53,6 +56,16 @@ class Server:
     async def sync_catalog(self) -> None:
         specs = await table_specs(self.registry, self.engine)
         await sync_catalog(self.catalog, specs, sorted(self.registry.categories))
+        self.column_types = {(s.schema, s.name): {c.name: c.pg_type for c in s.columns} for s in specs}
+
+    def column_type(self, search_path: Sequence[str], tables: Sequence[exp.Table], column: str) -> str | None:
+        """The DDL type of `column` in the first of `tables` (resolved on `search_path`) that has it."""
+        for table in tables:
+            for schema in [table.db] if table.db else search_path:
+                found = self.column_types.get((schema, table.name), {}).get(column)
+                if found is not None:
+                    return found
+        return None
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         from semproxy.session import Session

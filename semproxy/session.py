@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 import structlog
 
-from semproxy.errors import InFailedTransaction, ProtocolViolation, SemproxyError, TooManyConnections
+from semproxy.errors import (
+    InFailedTransaction,
+    ProtocolViolation,
+    QueryCanceled,
+    SemproxyError,
+    TooManyConnections,
+)
 from semproxy.extended import Extended
 from semproxy.pg import messages as m
 from semproxy.pg.codec import FrontendDecoder, encode, encode_error
@@ -29,6 +36,7 @@ if TYPE_CHECKING:
     from semproxy.server import Server
 
 log = structlog.get_logger("semproxy.session")
+T = TypeVar("T")
 
 READ_CHUNK = 256 * 1024
 # Reported to the client at startup; server_version comes from the catalog server.
@@ -63,6 +71,8 @@ class Session:
         self.params: dict[str, str] = {}
         self.catalog: CatalogConnection | None = None
         self.timezone = "UTC"
+        self._running: asyncio.Future[Any] | None = None
+        self._catalog_cancel: asyncio.Future[None] | None = None
 
     # -- plumbing ---------------------------------------------------------------
     async def _next(self) -> m.FrontendMessage:
@@ -217,7 +227,7 @@ class Session:
             if isinstance(statement, Refused):
                 raise statement.error
             assert isinstance(statement, Metric)
-            await self._run_metric(statement)
+            await self.cancellable(self._run_metric(statement))
             return True
         except SemproxyError as exc:
             await self._fail(exc)
@@ -288,5 +298,23 @@ class Session:
         raw = self.params.get("search_path", "production")
         return [p.strip().strip('"') for p in raw.split(",") if p.strip()]
 
+    async def cancellable(self, work: Awaitable[T]) -> T:
+        """Run `work` so that a CancelRequest for this session interrupts it with 57014."""
+        task = asyncio.ensure_future(work)
+        self._running = task
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the session itself is being stopped
+            raise QueryCanceled("canceling statement due to user request") from None
+        finally:
+            self._running = None
+
     def cancel(self) -> None:
-        self.server.engine.cancel_all()
+        """A CancelRequest for this session: stop what it is running, if anything."""
+        if self._running is not None:
+            self._running.cancel()
+        elif self.catalog is not None:
+            self._catalog_cancel = asyncio.ensure_future(self.catalog.cancel())  # keep a reference

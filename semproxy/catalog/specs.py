@@ -46,9 +46,8 @@ async def _column_types(
         if table.name == "metrics" and _type_for(known, table, column) != "text":
             continue
         ident = exp.to_identifier(column.name, quoted=True)
-        if column.kind == "metric":
-            select: exp.Expression = exp.select(exp.Anonymous(this="MEASURE", expressions=[ident]))
-        else:
+        select = exp.select(exp.Anonymous(this="MEASURE", expressions=[ident]))
+        if column.kind != "metric":
             select = exp.select(exp.column(ident)).group_by(exp.column(ident.copy()))
         query = select.from_(source).limit(0)
         try:

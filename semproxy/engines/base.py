@@ -17,7 +17,11 @@ class Engine(Protocol):
     dialect: str  # a sqlglot dialect name: duckdb | databricks | spark | postgres
 
     def execute(self, sql: str) -> AsyncIterator[pa.RecordBatch]:
-        """Run `sql` and yield its result batch by batch (at least one batch, maybe empty)."""
+        """Run `sql` and yield its result batch by batch (at least one batch, maybe empty).
+
+        Closing the iterator early, or cancelling the task that iterates it, must stop the
+        statement in the warehouse: that is how a CancelRequest and a client that hangs up
+        reach the engine."""
         ...
 
     async def describe(self, sql: str) -> pa.Schema:

@@ -59,16 +59,13 @@ class DuckDBEngine:
         finally:
             cursor.close()
 
-    def cancel_all(self) -> None:
-        for cursor in list(self._running):
-            cursor.interrupt()
-
     async def health(self) -> None:
         async for _ in self.execute("SELECT 1"):
             pass
 
     async def aclose(self) -> None:
-        self.cancel_all()
+        for cursor in list(self._running):
+            cursor.interrupt()
         self._con.close()
 
 

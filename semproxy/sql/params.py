@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlglot import exp
 
@@ -104,3 +104,52 @@ def _binary(value: bytes, oid: int) -> exp.Expr:
     raise FeatureNotSupported(
         f"binary parameters of type {t.oid_name(oid)} are not supported; send them as text"
     )
+
+
+_CAST_OIDS = {
+    exp.DataType.Type.BOOLEAN: t.BOOL,
+    exp.DataType.Type.SMALLINT: t.INT2,
+    exp.DataType.Type.INT: t.INT4,
+    exp.DataType.Type.BIGINT: t.INT8,
+    exp.DataType.Type.FLOAT: t.FLOAT4,
+    exp.DataType.Type.DOUBLE: t.FLOAT8,
+    exp.DataType.Type.DECIMAL: t.NUMERIC,
+    exp.DataType.Type.TEXT: t.TEXT,
+    exp.DataType.Type.VARCHAR: t.VARCHAR,
+    exp.DataType.Type.DATE: t.DATE,
+    exp.DataType.Type.TIMESTAMP: t.TIMESTAMP,
+    exp.DataType.Type.TIMESTAMPTZ: t.TIMESTAMPTZ,
+}
+_DDL_OIDS = {pg.ddl: pg.oid for pg in t.BY_OID.values()}
+
+
+def oid_of_ddl(ddl: str) -> int | None:
+    """The OID of a DDL type name as the catalog sync writes it: 'numeric(12,2)' -> 1700."""
+    return _DDL_OIDS.get(ddl.split("(", 1)[0])
+
+
+def infer_types(
+    tree: exp.Expr, given: Sequence[int], column_type: Callable[[exp.Column], int | None]
+) -> tuple[int, ...]:
+    """Parameter types: as the client gave them, else inferred from where each `$n` is used
+    (a cast names it; a comparison, IN or BETWEEN takes the other side's column type), else text.
+
+    asyncpg encodes its arguments by these types, so `order_date >= $1` must say date."""
+    count = parameter_count(tree)
+    types = [given[i] if i < len(given) else 0 for i in range(count)]
+    for node in tree.find_all(exp.Parameter):
+        i = _index(node) - 1
+        if i < 0 or types[i]:
+            continue
+        parent = node.parent
+        other: exp.Expr | None = None
+        if isinstance(parent, exp.Cast) and isinstance(parent.to, exp.DataType):
+            types[i] = _CAST_OIDS.get(parent.to.this, 0)
+            continue
+        if isinstance(parent, exp.In | exp.Between):
+            other = parent.this
+        elif isinstance(parent, exp.Binary) and not isinstance(parent, exp.Connector):
+            other = parent.left if parent.right is node else parent.right
+        if isinstance(other, exp.Column):
+            types[i] = column_type(other) or 0
+    return tuple(x or t.TEXT for x in types)
