@@ -306,6 +306,7 @@ PARSE: dict[str, Callable[[str], Any]] = {
     "f": lambda s: {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}.get(s, float(s)),
     "d": Decimal,
     "t": dt.date.fromisoformat,
+    "ts": dt.datetime.fromisoformat,
     "s": str,
 }
 
@@ -343,6 +344,7 @@ columns = st.one_of(
         lambda v: ("d", pa.array(v, pa.decimal128(18, 9)))
     ),
     st.lists(st.none() | st.dates(), max_size=20).map(lambda v: ("t", pa.array(v, pa.date32()))),
+    st.lists(st.none() | st.datetimes(), max_size=20).map(lambda v: ("ts", pa.array(v, pa.timestamp("us")))),
     st.lists(st.none() | st.text(), max_size=20).map(lambda v: ("s", pa.array(v, pa.string()))),
 )
 

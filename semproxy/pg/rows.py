@@ -32,6 +32,7 @@ from semproxy.pg.types import (
     days,
     encode_binary,
     field_for_arrow,
+    fixed_cells,
     fixed_width,
     format_for,
     interval_parts,
@@ -139,13 +140,20 @@ def _frames(n: int, cells: list[pa.Array]) -> bytes:
 _Part = tuple[np.ndarray, np.ndarray | bool]
 
 
+_PAIRS = np.array([[48 + i // 10, 48 + i % 10] for i in range(100)], np.uint8)
+
+
 def _digits(values: np.ndarray, width: int) -> np.ndarray:
-    """ASCII digits of non-negative integers, zero-padded to `width`: (n, width) uint8."""
+    """ASCII digits of non-negative integers below 10**width, zero-padded: (n, width) uint8."""
     out = np.empty((len(values), width), np.uint8)
-    v = values.astype(np.int64)
-    for j in range(width - 1, -1, -1):
-        out[:, j] = v % 10 + 48
-        v = v // 10
+    v = values.astype(np.int32 if width < 10 else np.int64)  # int32 division is much faster
+    j = width
+    while j >= 2:  # two digits per step, from a 100-entry table
+        out[:, j - 2 : j] = _PAIRS[v % 100]
+        v = v // 100
+        j -= 2
+    if j:
+        out[:, 0] = v + 48
     return out
 
 
@@ -185,20 +193,24 @@ def _civil(day: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return yoe + era * 400 + (month <= 2), month, doy - (153 * mp + 2) // 5 + 1
 
 
-def _date_parts(day: np.ndarray) -> tuple[list[_Part], np.ndarray]:
-    """'YYYY-MM-DD' parts, and which rows are BC (year 0 is 1 BC: Postgres prints ' BC')."""
+def _date_parts(day: np.ndarray) -> tuple[_Part, np.ndarray]:
+    """'YYYY-MM-DD' as one grid part, and which rows are BC (year 0 is 1 BC: Postgres then
+    appends ' BC' to the whole value)."""
+    lo, hi = (int(day.min()), int(day.max())) if len(day) else (0, 0)
+    if hi - lo < len(day) // 2:
+        # Format each day of the range once, then gather: a batch spans few distinct days.
+        (chars, keep), bc = _date_parts(np.arange(lo, hi + 1, dtype=np.int64))
+        at = day - lo
+        return (chars[at], np.asarray(keep)[at]), bc[at]
     year, month, mday = _civil(day)
     bc = year <= 0
     year = np.where(bc, 1 - year, year)
     width = 4 + (year >= 10_000) + (year >= 100_000) + (year >= 1_000_000)
-    year_keep = np.arange(7) >= (7 - width)[:, None]
-    return [
-        (_digits(year, 7), year_keep),
-        _lit("-"),
-        (_digits(month, 2), True),
-        _lit("-"),
-        (_digits(mday, 2), True),
-    ], bc
+    keep = np.ones((len(day), 13), bool)
+    keep[:, :7] = np.arange(7) >= (7 - width)[:, None]
+    dash = np.full((len(day), 1), ord("-"), np.uint8)
+    chars = np.concatenate([_digits(year, 7), dash, _digits(month, 2), dash, _digits(mday, 2)], axis=1)
+    return (chars, keep), bc
 
 
 def _fraction(us: np.ndarray) -> list[_Part]:
@@ -244,26 +256,22 @@ def _timestamp_text(col: pa.Array, timezone: str) -> pa.Array:
         offset = (micros(local) - us) // 1_000_000
         us = us + offset * 1_000_000
     day = us // 86_400_000_000
-    parts, bc = _date_parts(day)
-    parts += [_lit(" "), *_clock(us - day * 86_400_000_000)]
+    date, bc = _date_parts(day)
+    parts = [date, _lit(" "), *_clock(us - day * 86_400_000_000)]
     if col.type.tz is not None:
         parts += _zone(offset) if timezone.upper() not in _UTC else [_lit("+00")]
     return _grid(len(col), _valid(col), [*parts, (_lit(" BC")[0], bc[:, None])])
 
 
+_YEAR_1, _YEAR_9999 = -719162, 2932896  # days from 1970-01-01 to 0001-01-01 and 9999-12-31
+
+
 def _date_text(col: pa.Array) -> pa.Array:
     day = days(col)
-    lo, hi = (int(day.min()), int(day.max())) if len(day) else (0, 0)
-    if hi - lo >= len(day) // 2:  # dates spread about as wide as the batch is long
-        return _date_grid(day, _valid(col))
-    # Format each day of the range once, then gather: a batch of dates spans few distinct days.
-    table = _date_grid(np.arange(lo, hi + 1, dtype=np.int64), None)
-    return table.take(pa.array(day - lo, mask=None if col.null_count == 0 else ~valid_mask(col)))
-
-
-def _date_grid(day: np.ndarray, valid: np.ndarray | None) -> pa.Array:
-    parts, bc = _date_parts(day)
-    return _grid(len(day), valid, [*parts, (_lit(" BC")[0], bc[:, None])])
+    (chars, keep), bc = _date_parts(day)
+    if len(day) and day.min() >= _YEAR_1 and day.max() <= _YEAR_9999:  # all 'YYYY-MM-DD'
+        return fixed_cells(col, np.ascontiguousarray(chars[:, 3:]))
+    return _grid(len(col), _valid(col), [(chars, keep), (_lit(" BC")[0], bc[:, None])])
 
 
 def _valid(col: pa.Array) -> np.ndarray | None:

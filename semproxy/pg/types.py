@@ -190,14 +190,14 @@ def fixed_width(n: int, rows: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(rows)])
 
 
-def _fixed_cells(col: pa.Array, values: np.ndarray) -> pa.Array:
+def fixed_cells(col: pa.Array, values: np.ndarray) -> pa.Array:
     """Binary cells from fixed-size numpy values, NULL where `col` is."""
     n = len(col)
     if col.null_count == 0:
         return fixed_width(n, values)
     valid = valid_mask(col)
     offsets = np.zeros(n + 1, dtype=np.int32)
-    np.cumsum(np.where(valid, values.dtype.itemsize, 0), out=offsets[1:])
+    np.cumsum(np.where(valid, values.nbytes // n, 0), out=offsets[1:])
     bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
     data = pa.py_buffer(np.ascontiguousarray(values[valid]))
     return pa.Array.from_buffers(pa.binary(), n, [bitmap, pa.py_buffer(offsets), data])
@@ -291,7 +291,7 @@ def encode_binary(col: pa.Array) -> pa.Array | None:
     a type that has no binary encoder here and goes as text (its Field says format 0 too)."""
     oid, _ = pg_type_of(col.type)
     if oid in _BINARY_FIXED:
-        return _fixed_cells(col, _BINARY_FIXED[oid](col))
+        return fixed_cells(col, _BINARY_FIXED[oid](col))
     if oid == NUMERIC:  # per value in Python: base-10000 digit groups have no cheap vector form
         cells = [None if v is None else _numeric_binary(Decimal(v)) for v in col.to_pylist()]
         return pa.array(cells, pa.binary())
