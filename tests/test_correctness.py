@@ -317,3 +317,44 @@ def test_select_star_preview_runs_every_metric(con: duckdb.DuckDBPyConnection, r
     everything = compile_query("SELECT * FROM metrics", registry)
     assert len(con.execute(everything.sql).fetchall()) == 1
     assert "revenue_7d" not in everything.columns  # no value without metric_time
+
+
+def test_ungrouped_inner_selection_is_a_view_at_the_outer_grain(
+    con: duckdb.DuckDBPyConnection, registry: Registry
+) -> None:
+    # Tableau custom SQL: the inner query is at (region, order_date); the outer groups by region
+    ours = run(
+        con,
+        registry,
+        'SELECT "t"."region", SUM("t"."avg_order_value") AS aov, COUNT(DISTINCT t.buyers) AS b'
+        " FROM (SELECT region, order_date AS d, avg_order_value, buyers FROM orders WHERE status = 'completed') t"
+        " WHERE t.d >= DATE '2024-02-01' GROUP BY t.region",
+    )
+    expected = rows(
+        con,
+        "SELECT region, CAST(SUM(amount) AS DOUBLE) / COUNT(order_id), COUNT(DISTINCT customer_id) FROM shop.orders"
+        " WHERE lower(status) = 'completed' AND order_date >= DATE '2024-02-01' GROUP BY 1",
+    )
+    naive = rows(
+        con,
+        "SELECT region, SUM(r) FROM (SELECT region, order_date, CAST(SUM(amount) AS DOUBLE) / COUNT(order_id) AS r"
+        " FROM shop.orders WHERE lower(status) = 'completed' AND order_date >= DATE '2024-02-01' GROUP BY 1, 2) GROUP BY 1",
+    )
+    assert approx(ours) == approx(expected)
+    assert approx([r[:2] for r in ours]) != approx(naive)
+
+
+def test_metric_queries_nested_in_cte_union_and_in(
+    con: duckdb.DuckDBPyConnection, registry: Registry
+) -> None:
+    compiled = compile_query(
+        "WITH t AS (SELECT region, MEASURE(revenue) AS r FROM orders GROUP BY 1)"
+        " SELECT * FROM t WHERE region IN (SELECT region FROM orders WHERE status = 'cancelled' GROUP BY 1)"
+        " UNION ALL SELECT 'total', MEASURE(revenue) FROM orders",
+        registry,
+    )
+    assert compiled.columns == ("region", "r")
+    assert rows(con, compiled.sql) == rows(
+        con,
+        "SELECT 'EU', SUM(amount) FROM shop.orders WHERE region = 'EU' UNION ALL SELECT 'total', SUM(amount) FROM shop.orders",
+    )

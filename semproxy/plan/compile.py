@@ -153,17 +153,73 @@ def _compile_nested(
     tree: exp.Expr, registry: Registry, path: tuple[str, ...]
 ) -> tuple[exp.Expr, tuple[str, ...]]:
     """Compile each SELECT on a metric table where it stands; keep the SQL around it."""
-    out = tree.copy()
+    out = quirks.merge_views(tree.copy(), lambda s: _is_view(s, registry, path))
+    if isinstance(out, exp.Select) and metric_table(out, registry, path) is not None:
+        return compile_select(out, registry, path)
     inner = [s for s in out.find_all(exp.Select) if metric_table(s, registry, path) is not None]
     if not inner:
         raise FeatureNotSupported("this statement names no metric table")
     for select in inner:
         compiled, _ = compile_select(select, registry, path)
         select.replace(compiled)
-    columns: tuple[str, ...] = ()
-    if isinstance(out, exp.Query):
-        columns = tuple(output_name(s) for s in out.selects)
-    return out, columns
+    return out, output_columns(out)
+
+
+def _is_view(select: exp.Select, registry: Registry, path: tuple[str, ...]) -> bool:
+    """An ungrouped selection of a metric table's columns (no aggregate, LIMIT, ORDER...)."""
+    if metric_table(select, registry, path) is None:
+        return False
+    clauses = ("group", "having", "limit", "offset", "order", "distinct", "with_")
+    if any(select.args.get(k) is not None for k in clauses):
+        return False
+    return not any(isinstance(n, exp.AggFunc) or (isinstance(n, exp.Anonymous) and n.name.upper() == "MEASURE")
+                   for n in select.walk())  # fmt: skip
+
+
+def output_columns(tree: exp.Expr) -> tuple[str, ...]:
+    """The names of a statement's result columns, as Postgres names them (`*` expanded)."""
+    if isinstance(tree, exp.SetOperation):
+        return output_columns(tree.this)
+    if isinstance(tree, exp.Subquery):
+        return output_columns(tree.this)
+    if not isinstance(tree, exp.Select):
+        return ()
+    names: list[str] = []
+    for item in tree.expressions:
+        if isinstance(item, exp.Star) or (isinstance(item, exp.Column) and isinstance(item.this, exp.Star)):
+            names += _star_columns(tree, item)
+        else:
+            names.append(output_name(item))
+    return tuple(names)
+
+
+def _star_columns(select: exp.Select, star: exp.Expr) -> list[str]:
+    sources = [select.args["from_"].this] if select.args.get("from_") else []
+    sources += [j.this for j in select.args.get("joins") or []]
+    qualifier = star.table if isinstance(star, exp.Column) else ""
+    ctes = {c.alias_or_name: c.this for w in _withs(select) for c in w.expressions}
+    names: list[str] = []
+    for src in sources:
+        if qualifier and src.alias_or_name != qualifier:
+            continue
+        query = (
+            src.this
+            if isinstance(src, exp.Subquery)
+            else ctes.get(src.name)
+            if isinstance(src, exp.Table)
+            else None
+        )
+        names += list(output_columns(query)) if query is not None else ["?column?"]
+    return names
+
+
+def _withs(node: exp.Expr) -> list[exp.With]:
+    found = []
+    while node is not None:
+        if node.args.get("with_") is not None:
+            found.append(node.args["with_"])
+        node = node.parent  # type: ignore[assignment]
+    return found
 
 
 def compile_select(

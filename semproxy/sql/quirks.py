@@ -6,6 +6,8 @@ notes/dialect-traps.md); client rewrites (named after the BI tool) normalise idi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlglot import exp
 
 
@@ -28,6 +30,54 @@ def spark_exact_percentile(tree: exp.Expr) -> exp.Expr:
         return node
 
     return tree.transform(visit)
+
+
+def merge_views(tree: exp.Expr, is_view: Callable[[exp.Select], bool]) -> exp.Expr:
+    """Tableau custom SQL and Metabase models wrap a metric table in an ungrouped selection
+    (`SELECT region, order_date, revenue FROM orders`) and aggregate around it. That inner
+    selection is a view, not a result: fold it into the query that reads it, so the metrics
+    are computed from base rows at the outer query's grain (never a sum of ratios)."""
+    for select in reversed(list(tree.find_all(exp.Select))):
+        source = select.args.get("from_")
+        inner = source.this.this if source is not None and isinstance(source.this, exp.Subquery) else None
+        if not isinstance(inner, exp.Select) or select.args.get("joins") or not is_view(inner):
+            continue
+        assert source is not None
+        alias = source.this.alias_or_name
+        items = {_name(i): i.unalias() for i in inner.expressions if not isinstance(i, exp.Star)}
+        star = any(isinstance(i, exp.Star) for i in inner.expressions)
+        _substitute(select, alias, items, star)
+        select.set("from_", inner.args["from_"].copy())
+        where = inner.args.get("where")
+        if where is not None:
+            select.where(where.this.copy(), copy=False)
+    return tree
+
+
+def _name(item: exp.Expr) -> str:
+    return item.alias_or_name.lower() if not isinstance(item, exp.Alias) else item.alias
+
+
+def _substitute(select: exp.Select, alias: str, items: dict[str, exp.Expr], star: bool) -> None:
+    """Replace the outer query's references to the view's columns by their definitions;
+    a select item keeps the name the client gave it."""
+    for i, item in enumerate(list(select.expressions)):
+        if (
+            isinstance(item, exp.Column)
+            and not isinstance(item.this, exp.Star)
+            and item.name.lower() in items
+        ):
+            select.expressions[i].replace(exp.alias_(item.copy(), item.name))
+    for col in list(select.find_all(exp.Column)):
+        if col.find_ancestor(exp.Select) is not select or isinstance(col.this, exp.Star):
+            continue
+        if col.table and col.table != alias:
+            continue
+        found = items.get(col.name.lower())
+        if found is not None:
+            col.replace(found.copy())
+        elif star:
+            col.set("table", None)
 
 
 ENGINE_QUIRKS = {
