@@ -205,6 +205,7 @@ def test_text_matches_postgres(arr: pa.Array, expected: list[str | None]) -> Non
 def test_timestamptz_in_the_session_zone(zone: str, expected: list[str]) -> None:
     arr = pa.array([TS(2024, 1, 2, 3, 4, 5, 500000), TS(2024, 7, 2, 3, 4, 5)], pa.timestamp("us", "UTC"))
     assert _text(encode_column(arr, 0, zone)) == expected
+    assert _text(encode_column(arr.cast(pa.timestamp("ns", "UTC")), 0, zone)) == expected
 
 
 def _rows(data: bytes) -> list[m.DataRow]:

@@ -252,7 +252,7 @@ def _zone(offset: np.ndarray) -> list[_Part]:
 def _timestamp_text(col: pa.Array, timezone: str) -> pa.Array:
     us = micros(col)
     if col.type.tz is not None and timezone.upper() not in _UTC:
-        local = pc.local_timestamp(col.cast(pa.timestamp("us", timezone)))
+        local = pc.local_timestamp(col.cast(pa.timestamp(col.type.unit, timezone)))
         offset = (micros(local) - us) // 1_000_000
         us = us + offset * 1_000_000
     day = us // 86_400_000_000
