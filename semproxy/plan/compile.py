@@ -21,19 +21,13 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from semproxy.errors import FeatureNotSupported, GroupingError
-from semproxy.plan.joins import Relation
+from semproxy.errors import FeatureNotSupported
+from semproxy.plan.aggregate import ModelSub, sub_key
 from semproxy.plan.metrics import (
     Leaf,
-    aggregate,
-    cumulative_sub,
-    measure_aggregate,
-    select_from,
-    semi_additive_sub,
-    shifted,
 )
-from semproxy.plan.query import KEYS, DimRef, Resolver, SemanticQuery
-from semproxy.plan.tables import ENTITY, METRIC_TIME, TIME, DimBinding, SchemaIndex, metric_table
+from semproxy.plan.query import KEYS, Resolver, SemanticQuery
+from semproxy.plan.tables import SchemaIndex, metric_table
 from semproxy.semantic.registry import Registry
 from semproxy.sql import quirks
 from semproxy.sql.parse import output_name, parse_statement
@@ -236,7 +230,7 @@ def compile_select(
 def _assemble(q: SemanticQuery, index: SchemaIndex) -> exp.Select:
     groups: dict[tuple[str, str | None, object], list[tuple[Leaf, str]]] = {}
     for leaf, alias in q.leaves.items():
-        groups.setdefault(_sub_key(leaf, index, q), []).append((leaf, alias))
+        groups.setdefault(sub_key(leaf, index, q), []).append((leaf, alias))
     if not groups:
         if q.scope.model is None:
             raise FeatureNotSupported("a query on the metrics table needs at least one metric")
@@ -302,119 +296,3 @@ def _keys_in(tree: exp.Expr, grain: str) -> exp.Expr:
         return n
 
     return tree.transform(visit)
-
-
-def _uses_metric_time(q: SemanticQuery) -> bool:
-    trees = [t for t in (*q.keys, q.where) if t is not None]
-    return any(isinstance(n, DimRef) and n.name == METRIC_TIME for t in trees for n in t.walk())
-
-
-def _sub_key(leaf: Leaf, index: SchemaIndex, q: SemanticQuery) -> tuple[str, str | None, object]:
-    """Leaves computed together: same model, same time column for metric_time, same kind."""
-    model = index.category.models[leaf.model]
-    measure = model.measure(leaf.measure) if leaf.measure else None
-    timed = _uses_metric_time(q) or leaf.cumulative or leaf.offset
-    time_dim = model.agg_time_dimension(measure) if timed else None
-    nad = measure.non_additive_dimension if measure else None
-    semi = (nad.name, nad.window_choice, tuple(nad.window_groupings), leaf.measure) if nad else None
-    special = (leaf.cumulative, leaf.offset, semi)
-    return (leaf.model, time_dim, special if any(special) else None)
-
-
-class ModelSub:
-    """One model's aggregation at the query's grain: keys `_k<i>`, leaves `_m<j>`."""
-
-    def __init__(self, q: SemanticQuery, index: SchemaIndex, key: tuple[str, str | None, object],
-                 leaves: list[tuple[Leaf, str]]) -> None:  # fmt: skip
-        self.q, self.index, self.leaves = q, index, leaves
-        model_name, self.time_dim, self.special = key
-        self.model = index.category.models[model_name]
-        self.keys, self.where = q.keys, q.where
-        self.metric = q.origins.get(leaves[0][1], model_name) if leaves else model_name
-        self.shift = leaves[0][0].offset if leaves else None
-
-    def relation(self) -> Relation:
-        return Relation(self.index.category, self.model, self.index.targets[self.model.name])
-
-    def build(self) -> exp.Select:
-        first = self.leaves[0][0] if self.leaves else None
-        measure = self.model.measure(first.measure) if first and first.measure else None
-        if first is not None and first.cumulative is not None:
-            return cumulative_sub(self, first.cumulative)
-        if measure is not None and measure.non_additive_dimension is not None:
-            return semi_additive_sub(self, measure.non_additive_dimension)
-        if self.shift and not any(self.is_time(k) for k in self.keys):
-            raise FeatureNotSupported(f'metric "{self.metric}" compares periods: group by metric_time')
-        return self.plain()
-
-    def plain(self) -> exp.Select:
-        rel = self.relation()
-        keys = [self.render(k, rel) for k in self.keys]
-        sub = exp.select(*(k.as_(f"_k{i}") for i, k in enumerate(keys)))
-        for leaf, alias in self.leaves:
-            sub = sub.select(self.leaf_sql(leaf, rel).as_(alias), copy=False)
-        where = self.render(self.where, rel) if self.where is not None else None
-        sub = select_from(sub, rel)  # after rendering: rendering adds the joins it needs
-        if where is not None:
-            sub = sub.where(where, copy=False)
-        return sub.group_by(*(k.copy() for k in keys), copy=False) if keys else sub
-
-    def is_time(self, tree: exp.Expr) -> bool:
-        """Whether `tree` names this model's time: metric_time, or its agg time dimension."""
-        for n in tree.walk():
-            if isinstance(n, DimRef):
-                target = self._binding(n).target
-                if target[0] == TIME or target == (self.model.name, self.time_dim):
-                    return True
-        return False
-
-    def time_column(self, rel: Relation) -> exp.Expr:
-        dim = self.model.dimension(self.time_dim) if self.time_dim else None
-        if dim is None:
-            raise GroupingError(f'metric "{self.metric}" has no agg_time_dimension, so it has no metric_time')
-        return rel.own(dim.sql)
-
-    def _binding(self, ref: DimRef) -> DimBinding:
-        model = ref.args.get("model")
-        return (self.index.scopes[model].dims if model else self.q.bindings)[ref.name]
-
-    def render(self, tree: exp.Expr, rel: Relation) -> exp.Expr:
-        def visit(n: exp.Expr) -> exp.Expr:
-            return self._dimension(n, rel) if isinstance(n, DimRef) else n
-
-        return tree.transform(visit)
-
-    def leaf_sql(self, leaf: Leaf, rel: Relation) -> exp.Expr:
-        when = exp.and_(*(self.render(f, rel) for f in leaf.filters)) if leaf.filters else None
-        if leaf.adhoc is not None:
-            agg = self.render(leaf.adhoc, rel)
-            return exp.Filter(this=agg, expression=exp.Where(this=when)) if when is not None else agg
-        if leaf.measure is None:
-            return aggregate(
-                None, exp.Literal.number(1) if when is not None else exp.Star(), when, None, False
-            )
-        measure = self.model.measure(leaf.measure)
-        assert measure is not None
-        return measure_aggregate(measure, rel.own(measure.sql), when)
-
-    def _dimension(self, ref: DimRef, rel: Relation) -> exp.Expr:
-        binding = self._binding(ref)
-        owner, field = binding.target
-        model, at = self.model, ref.meta.get("position")
-        if owner == TIME or (self.shift and (owner, field) == (model.name, self.time_dim)):
-            return shifted(self.time_column(rel), self.shift, model.dimension(self.time_dim or ""))
-        if owner == ENTITY:
-            entity = model.entity(field)
-            if entity is None:
-                raise GroupingError(f'metric "{self.metric}" cannot be grouped or filtered by "{binding.name}": '
-                                    f"model {model.name} has no entity {field}", position=at)  # fmt: skip
-            return rel.own(entity.sql)
-        if owner == model.name:
-            own = model.dimension(field) or model.entity(field)
-            assert own is not None
-            return rel.own(own.sql)
-        reach = rel.reach(binding.target)
-        if reach is None:
-            raise GroupingError(f'metric "{self.metric}" cannot be grouped or filtered by "{binding.name}": '
-                                f"model {model.name} does not reach {owner}", position=at)  # fmt: skip
-        return rel.own(reach.field.sql, reach.path)

@@ -15,21 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import sqlglot
 from sqlglot import exp
 
 from semproxy.errors import FeatureNotSupported, UndefinedColumn
-from semproxy.plan.joins import Relation
 from semproxy.semantic.model import (
     Agg,
-    Dimension,
     Grain,
     Measure,
     MetricInput,
     MetricType,
-    NonAdditiveDimension,
     SemanticModel,
 )
 from semproxy.semantic.registry import Category
@@ -257,159 +253,3 @@ def measure_aggregate(measure: Measure, value: exp.Expr, when: exp.Expr | None) 
     params = measure.agg_params
     percentile = params.percentile if params else None
     return aggregate(measure.agg, value, when, percentile, bool(params and params.use_discrete_percentile))
-
-
-# -- time-aware leaves: offsets, cumulative windows, semi-additive measures ---------------
-class ModelAggregation(Protocol):
-    """What the time-aware compilers need of one model's aggregation (compile.ModelSub)."""
-
-    model: SemanticModel
-    keys: list[exp.Expr]
-    where: exp.Expr | None
-    leaves: list[tuple[Leaf, str]]
-    metric: str
-    time_dim: str | None
-
-    def relation(self) -> Relation: ...
-    def render(self, tree: exp.Expr, rel: Relation) -> exp.Expr: ...
-    def is_time(self, tree: exp.Expr) -> bool: ...
-    def time_column(self, rel: Relation) -> exp.Expr: ...
-    def leaf_sql(self, leaf: Leaf, rel: Relation) -> exp.Expr: ...
-    def plain(self) -> exp.Select: ...
-
-
-def interval(text: str) -> exp.Interval:
-    """'7 days' / '1 month' -> INTERVAL '7' DAY."""
-    parts = text.split()
-    if len(parts) != 2 or not parts[0].isdigit():
-        raise FeatureNotSupported(f'cannot read the time window "{text}" (write e.g. "7 days")')
-    unit = parts[1].lower().rstrip("s")
-    if unit not in GRAIN_UNITS:
-        raise FeatureNotSupported(f'unknown time unit in "{text}"')
-    return exp.Interval(this=exp.Literal.string(parts[0]), unit=exp.var(unit.upper()))
-
-
-GRAIN_UNITS = {"hour", "day", "week", "month", "quarter", "year"}
-
-
-def shifted(column: exp.Expr, offset: str | None, dim: Dimension | None) -> exp.Expr:
-    """A time column moved forward by `offset`, so a row counts in the period it is compared
-    with (revenue of January is `revenue_last_month` of February); dates stay dates."""
-    if not offset:
-        return column
-    moved: exp.Expr = exp.Add(this=column, expression=interval(offset))
-    if dim is None or dim.granularity is not Grain.hour:
-        moved = exp.cast(moved, exp.DataType.build("date"))
-    return moved
-
-
-def _grain(sub: ModelAggregation, key: exp.Expr) -> str:
-    if isinstance(key, exp.TimestampTrunc | exp.DateTrunc) and key.args.get("unit") is not None:
-        return key.args["unit"].name.lower()
-    dim = sub.model.dimension(sub.time_dim or "")
-    if key.find(exp.Extract) is None and dim is not None and dim.granularity is not None:
-        return dim.granularity.value
-    raise FeatureNotSupported(
-        f'cumulative metric "{sub.metric}" needs metric_time or DATE_TRUNC of it as a key'
-    )
-
-
-def _conjuncts(tree: exp.Expr | None) -> list[exp.Expr]:
-    return list(tree.flatten()) if isinstance(tree, exp.And) else ([tree] if tree is not None else [])
-
-
-def cumulative_sub(sub: ModelAggregation, cum: Cumulative) -> exp.Select:
-    """Each period's value aggregates the rows of the window ending with the period:
-    `window` (7 days), `grain_to_date` (month to date), or all time before its end."""
-    time_keys = [i for i, k in enumerate(sub.keys) if sub.is_time(k)]
-    if not time_keys:
-        if cum.window or cum.grain_to_date:
-            raise FeatureNotSupported(f'cumulative metric "{sub.metric}" needs metric_time in GROUP BY')
-        return sub.plain()
-    if len(time_keys) > 1:
-        raise FeatureNotSupported(f'cumulative metric "{sub.metric}" needs exactly one time key')
-    j = time_keys[0]
-    grain = _grain(sub, sub.keys[j])
-    prel = sub.relation()
-    periods = exp.select(*(sub.render(k, prel).as_(f"_k{i}") for i, k in enumerate(sub.keys))).distinct()
-    periods = select_from(periods, prel)
-    if sub.where is not None:
-        periods = periods.where(sub.render(sub.where, prel), copy=False)
-    rel = sub.relation()
-    t = sub.time_column(rel)
-    start = exp.column(f"_k{j}", "p")
-    end = exp.Add(this=start.copy(), expression=interval(f"1 {grain}"))
-    conds: list[exp.Expr] = [
-        exp.NullSafeEQ(this=exp.column(f"_k{i}", "p"), expression=sub.render(k, rel))
-        for i, k in enumerate(sub.keys)
-        if i != j
-    ]
-    conds.append(exp.LT(this=t.copy(), expression=end))
-    if cum.window:
-        conds.append(
-            exp.GTE(this=t.copy(), expression=exp.Sub(this=end.copy(), expression=interval(cum.window)))
-        )
-    if cum.grain_to_date:
-        last = exp.Sub(this=end.copy(), expression=interval("1 hour" if grain == "hour" else "1 day"))
-        lower = exp.TimestampTrunc(this=last, unit=exp.var(cum.grain_to_date.value.upper()))
-        conds.append(exp.GTE(this=t.copy(), expression=lower))
-    keys = [exp.column(f"_k{i}", "p") for i in range(len(sub.keys))]
-    main = exp.select(*(k.as_(f"_k{i}") for i, k in enumerate(keys)))
-    for leaf, alias in sub.leaves:
-        main = main.select(sub.leaf_sql(leaf, rel).as_(alias), copy=False)
-    main = select_from(main, rel).join(
-        periods.subquery("p"), on=exp.and_(*conds), join_type="INNER", copy=False
-    )
-    rows_filter = [c for c in _conjuncts(sub.where) if not sub.is_time(c)]
-    if rows_filter:
-        main = main.where(*(sub.render(c, rel) for c in rows_filter), copy=False)
-    return main.group_by(*(k.copy() for k in keys), copy=False)
-
-
-def semi_additive_sub(sub: ModelAggregation, nad: NonAdditiveDimension) -> exp.Select:
-    """A semi-additive measure (a balance) takes only the rows at the last (or first) value
-    of its non-additive dimension within each group, then aggregates those."""
-    rel = sub.relation()
-    keys = [sub.render(k, rel) for k in sub.keys]
-    dim = sub.model.dimension(nad.name)
-    if dim is None:
-        raise FeatureNotSupported(f'non_additive_dimension "{nad.name}" is no dimension of {sub.model.name}')
-    at = rel.own(dim.sql)
-    groupings = [
-        rel.own((sub.model.entity(g) or sub.model.dimension(g) or _missing(g)).sql)
-        for g in nad.window_groupings
-    ]
-    edge_func = exp.Max if nad.window_choice == "max" else exp.Min
-    edge = exp.Window(this=edge_func(this=at.copy()), partition_by=[k.copy() for k in keys] + groupings)
-    inner = exp.select(*(k.as_(f"_k{i}") for i, k in enumerate(keys)), at.as_("_at"), edge.as_("_edge"))
-    outer = exp.select(*(exp.column(f"_k{i}") for i in range(len(keys))))
-    for j, (leaf, alias) in enumerate(sub.leaves):
-        measure = sub.model.measure(leaf.measure or "")
-        assert measure is not None
-        inner = inner.select(rel.own(measure.sql).as_(f"_v{j}"), copy=False)
-        when = None
-        if leaf.filters:
-            inner = inner.select(
-                exp.and_(*(sub.render(f, rel) for f in leaf.filters)).as_(f"_w{j}"), copy=False
-            )
-            when = exp.column(f"_w{j}")
-        outer = outer.select(measure_aggregate(measure, exp.column(f"_v{j}"), when).as_(alias), copy=False)
-    inner = select_from(inner, rel)
-    if sub.where is not None:
-        inner = inner.where(sub.render(sub.where, rel), copy=False)
-    outer = outer.from_(inner.subquery("s"), copy=False).where(
-        exp.EQ(this=exp.column("_at"), expression=exp.column("_edge")), copy=False
-    )
-    return outer.group_by(*(exp.column(f"_k{i}") for i in range(len(keys))), copy=False) if keys else outer
-
-
-def _missing(name: str) -> Any:
-    raise FeatureNotSupported(f'window grouping "{name}" is no entity or dimension of the model')
-
-
-def select_from(select: exp.Select, rel: Relation) -> exp.Select:
-    base, joins = rel.from_()
-    select = select.from_(base, copy=False)
-    for join in joins:
-        select.append("joins", join.copy())
-    return select
