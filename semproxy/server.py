@@ -18,6 +18,8 @@ from semproxy.catalog.specs import table_specs
 from semproxy.catalog.sync import sync_catalog
 from semproxy.config import Settings
 from semproxy.engines.base import Engine
+from semproxy.errors import ModelError
+from semproxy.semantic.load import ModelErrors
 from semproxy.semantic.registry import Registry
 
 if TYPE_CHECKING:
@@ -35,6 +37,8 @@ class Server:
         self.catalog = catalog
         self.sessions: dict[int, Session] = {}
         self.column_types: dict[tuple[str, str], dict[str, str]] = {}  # (schema, table) -> column -> DDL type
+        self.model_errors: list[ModelError] = []  # of the last reload that failed, until one succeeds
+        self._reload_lock = asyncio.Lock()
         self._pids = itertools.count(os.getpid() * 1000 % 2_000_000_000 + 1)
 
     @property
@@ -53,10 +57,29 @@ class Server:
         if session is not None and session.key == key:
             session.cancel()
 
-    async def sync_catalog(self) -> None:
-        specs = await table_specs(self.registry, self.engine)
-        await sync_catalog(self.catalog, specs, sorted(self.registry.categories))
+    async def install(self, registry: Registry) -> None:
+        """Make `registry` the served set: catalog relations first (one transaction), then the
+        registry itself, so a client that lists a table can also query it."""
+        specs = await table_specs(registry, self.engine)
+        await sync_catalog(self.catalog, specs, sorted(registry.categories))
         self.column_types = {(s.schema, s.name): {c.name: c.pg_type for c in s.columns} for s in specs}
+        self.registry = registry  # the plan cache is per registry, so it goes with it
+
+    async def reload_models(self) -> list[ModelError]:
+        """Load the models directory again. An invalid set is reported and the last good one
+        keeps serving. Concurrent reloads are serialized."""
+        async with self._reload_lock:
+            try:
+                registry = await asyncio.to_thread(Registry.load, self.settings.models)
+            except ModelErrors as exc:
+                self.model_errors = list(exc.errors)
+                for error in exc.errors:
+                    log.error("invalid model; the previous models keep serving", error=str(error))
+                return self.model_errors
+            await self.install(registry)
+            self.model_errors = []
+            log.info("models reloaded", categories=sorted(registry.categories))
+            return []
 
     def column_type(self, search_path: Sequence[str], tables: Sequence[exp.Table], column: str) -> str | None:
         """The DDL type of `column` in the first of `tables` (resolved on `search_path`) that has it."""
@@ -85,7 +108,7 @@ async def serve(settings: Settings, registry: Registry, engine: Engine, ready: a
     catalog = await CatalogServer.start(settings.state_dir, settings.database_name)
     try:
         server = Server(settings, registry, engine, catalog)
-        await server.sync_catalog()
+        await server.install(registry)
         listener = await asyncio.start_server(
             server.handle, settings.host, settings.port, backlog=LISTEN_BACKLOG, reuse_address=True
         )
@@ -93,6 +116,14 @@ async def serve(settings: Settings, registry: Registry, engine: Engine, ready: a
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        reloads: set[asyncio.Task[list[ModelError]]] = set()
+
+        def reload() -> None:
+            task = asyncio.create_task(server.reload_models())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, reload)
         http = asyncio.create_task(serve_http(server, stop))
         log.info(
             "serving",
