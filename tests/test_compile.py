@@ -171,3 +171,16 @@ def test_virtual_tables_columns_in_spec_order(registry: Registry) -> None:
         "refunded",
     } <= set(mnames)
     assert "revenue_per_unit" in [c.name for c in tables[("production", "items")].columns]
+
+
+def test_engine_traps_are_rewritten(registry: Registry) -> None:
+    sql = (
+        "SELECT EXTRACT(dow FROM order_date) AS d, EXTRACT(epoch FROM order_date) AS e,"
+        " CAST(MEASURE(revenue) AS numeric) AS r FROM orders GROUP BY 1, 2"
+    )
+    spark = compile_query(sql, registry, dialect="spark").sql
+    assert "(EXTRACT(DOW FROM t0.order_date) - 1)" in spark  # Spark counts Sunday as 1
+    assert "UNIX_MICROS(" in spark and "EPOCH" not in spark
+    for dialect in ("duckdb", "spark", "databricks"):
+        assert "DECIMAL(38, 10)" in compile_query(sql, registry, dialect=dialect).sql  # never DECIMAL(10, 0)
+    assert "CAST(_m0 AS DECIMAL)" in compile_query(sql, registry, dialect="postgres").sql

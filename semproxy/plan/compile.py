@@ -23,9 +23,7 @@ from sqlglot import exp
 
 from semproxy.errors import FeatureNotSupported
 from semproxy.plan.aggregate import ModelSub, sub_key
-from semproxy.plan.metrics import (
-    Leaf,
-)
+from semproxy.plan.metrics import Leaf
 from semproxy.plan.query import KEYS, Resolver, SemanticQuery
 from semproxy.plan.tables import SchemaIndex, metric_table
 from semproxy.semantic.registry import Registry

@@ -80,9 +80,40 @@ def _substitute(select: exp.Select, alias: str, items: dict[str, exp.Expr], star
             col.set("table", None)
 
 
+def numeric_keeps_scale(tree: exp.Expr) -> exp.Expr:
+    """Postgres `numeric` without precision is exact at any scale; DuckDB reads a bare
+    DECIMAL as DECIMAL(18,3) and Spark as DECIMAL(10,0), rounding cents away."""
+
+    def visit(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.DataType) and node.this == exp.DType.DECIMAL and not node.expressions:
+            return exp.DataType.build("DECIMAL(38, 10)")
+        return node
+
+    return tree.transform(visit)
+
+
+def spark_extract(tree: exp.Expr) -> exp.Expr:
+    """Spark counts EXTRACT(DOW) from Sunday = 1 (Postgres: 0) and has no EXTRACT(EPOCH)."""
+
+    def visit(node: exp.Expr) -> exp.Expr:
+        if not isinstance(node, exp.Extract):
+            return node
+        part = node.this.name.upper()
+        if part == "DOW":
+            return exp.paren(exp.Sub(this=node.copy(), expression=exp.Literal.number(1)), copy=False)
+        if part == "EPOCH":
+            ts = exp.cast(node.expression.copy(), exp.DataType.build("timestamp"))
+            micros = exp.Anonymous(this="UNIX_MICROS", expressions=[ts])
+            return exp.paren(exp.Div(this=micros, expression=exp.Literal.number(1000000.0)), copy=False)
+        return node
+
+    return tree.transform(visit)
+
+
 ENGINE_QUIRKS = {
-    "spark": (spark_exact_percentile,),
-    "databricks": (spark_exact_percentile,),
+    "duckdb": (numeric_keeps_scale,),
+    "spark": (spark_exact_percentile, spark_extract, numeric_keeps_scale),
+    "databricks": (spark_exact_percentile, spark_extract, numeric_keeps_scale),
 }
 
 
