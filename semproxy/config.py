@@ -1,6 +1,8 @@
 """Settings from flags, environment (SEMPROXY_*) and defaults. The only reader of the environment.
 
-Precedence: a command-line flag, then `SEMPROXY_<NAME>` in the environment, then the default.
+Precedence: a command-line flag, then `SEMPROXY_<NAME>` in the environment, then the plain
+names of the backend plan (`SECRET_KEY`, `ACCESS_TOKEN_EXPIRE_MINUTES`, `CORS_ORIGINS`, ...),
+then a `.env` file in the working directory, then the default.
 """
 
 from __future__ import annotations
@@ -14,6 +16,16 @@ from typing import Any
 from semproxy.errors import ConfigError
 
 AUTH_METHODS = ("trust",)
+DEFAULT_SECRET_KEY = "semproxy-development-secret-change-me"
+# env names of the backend plan, read when SEMPROXY_<NAME> is not set
+PLAIN_NAMES = {
+    "environment": "ENVIRONMENT",
+    "secret_key": "SECRET_KEY",
+    "jwt_algorithm": "ALGORITHM",
+    "access_token_expire_minutes": "ACCESS_TOKEN_EXPIRE_MINUTES",
+    "cors_origins": "CORS_ORIGINS",
+    "metadata_cache_ttl_minutes": "METADATA_CACHE_TTL_MINUTES",
+}
 
 
 @dataclass(frozen=True)
@@ -31,14 +43,24 @@ class Settings:
     environment: str = "development"
     log_level: str = "info"
     max_connections: int = 1000
+    # the HTTP side: sign-in tokens, CORS, metadata cache, uploads
+    secret_key: str = DEFAULT_SECRET_KEY
+    jwt_algorithm: str = "HS256"
+    access_token_expire_minutes: int = 30
+    cors_origins: str = ""  # comma-separated origins; "*" for any
+    metadata_cache_ttl_minutes: int = 5
+    users_file: Path = Path("users.yaml")
+    max_upload_bytes: int = 1 << 20
+    # role=permission,permission;... (permissions: read, write, delete, execute)
+    role_permissions: str = "user=read;analyst=read,execute;engineer=read,write,execute;admin=read,write,delete,execute"
 
     @classmethod
     def load(cls, overrides: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Settings:
         """Build settings from the environment and then the non-None `overrides` (flags)."""
-        env = dict(os.environ) if env is None else env
+        env = {**_dotenv(), **os.environ} if env is None else env
         values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = env.get(f"SEMPROXY_{f.name.upper()}")
+            raw = env.get(f"SEMPROXY_{f.name.upper()}", env.get(PLAIN_NAMES.get(f.name, "")))
             if raw is not None:
                 values[f.name] = _coerce(f.name, raw, cls)
         for name, value in (overrides or {}).items():
@@ -57,7 +79,41 @@ class Settings:
             )
         if self.engine != "duckdb":
             raise ConfigError(f"unknown engine {self.engine!r}; known: duckdb")
+        if self.environment != "development" and self.secret_key == DEFAULT_SECRET_KEY:
+            raise ConfigError(
+                f"refusing to start in environment {self.environment!r} with the default secret key; "
+                "set SECRET_KEY (or SEMPROXY_SECRET_KEY) to a long random value"
+            )
+        _ = self.permissions_by_role  # parse it now, so a malformed mapping stops the start
         return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def permissions_by_role(self) -> dict[str, frozenset[str]]:
+        """`role_permissions` parsed: {"admin": {"read", "write", ...}, ...}."""
+        mapping: dict[str, frozenset[str]] = {}
+        for part in filter(None, (p.strip() for p in self.role_permissions.split(";"))):
+            role, sep, perms = part.partition("=")
+            granted = frozenset(p.strip() for p in perms.split(",") if p.strip())
+            if not sep or not role.strip() or not granted <= PERMISSIONS:
+                raise ConfigError(
+                    f"role_permissions: cannot read {part!r}; write role=permission,... with "
+                    f"permissions among {', '.join(sorted(PERMISSIONS))}"
+                )
+            mapping[role.strip()] = granted
+        return mapping
+
+
+PERMISSIONS = frozenset({"read", "write", "delete", "execute"})
+
+
+def _dotenv(path: Path = Path(".env")) -> dict[str, str]:
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None} if path.is_file() else {}
 
 
 def is_loopback(host: str) -> bool:
