@@ -26,7 +26,7 @@ from semproxy.errors import (
     SyntaxError_,
 )
 from semproxy.pg import messages as m
-from semproxy.pg.codec import encode_frontend
+from semproxy.pg.client import encode_frontend
 from semproxy.pg.rows import encode_batch, row_description
 from semproxy.plan.compile import CompiledQuery, compile_query
 from semproxy.sql.params import bind, infer_types, oid_of_ddl

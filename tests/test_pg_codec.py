@@ -9,16 +9,8 @@ import pytest
 
 from semproxy.errors import ProtocolViolation, SyntaxError_
 from semproxy.pg import messages as m
-from semproxy.pg.codec import (
-    BackendDecoder,
-    FrontendDecoder,
-    decode_backend,
-    encode,
-    encode_error,
-    encode_frontend,
-    encode_notice,
-    error_fields,
-)
+from semproxy.pg.client import BackendDecoder, decode_backend, encode_frontend
+from semproxy.pg.codec import FrontendDecoder, encode, encode_error, encode_notice, error_fields
 from semproxy.pg.types import Field
 
 STARTUP = b"\0\0\0\x22\0\x03\0\0user\0alice\0database\0shop\0\0"

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from semproxy.errors import FeatureNotSupported, InvalidParameterValue, ProtocolViolation
 from semproxy.pg import messages as m
-from semproxy.pg.codec import BackendDecoder, encode
+from semproxy.pg.client import BackendDecoder
+from semproxy.pg.codec import encode
 from semproxy.pg.rows import encode_batch, encode_column, row_description
 
 D = Decimal

@@ -1,8 +1,8 @@
-"""Bytes <-> messages for the Postgres v3 protocol, sans-IO.
+"""Bytes <-> messages for the server side of the Postgres v3 protocol, sans-IO.
 
 FrontendDecoder is the server's view of a client (startup phase, then typed messages);
-BackendDecoder the client's view of a server (the catalog relay, tests). `encode` writes
-backend messages, `encode_frontend` frontend ones. Layouts follow the PostgreSQL docs,
+`encode` writes backend messages. The client side (BackendDecoder, `encode_frontend`) is
+pg.client. Layouts follow the PostgreSQL docs,
 "Message Formats"; limits are enforced before anything is allocated for a message."""
 
 from __future__ import annotations
@@ -15,18 +15,17 @@ from typing import Any
 from semproxy.errors import ProtocolViolation, SemproxyError
 from semproxy.pg import messages as m
 from semproxy.pg.framing import MAX_MESSAGE, frame, split_frames
-from semproxy.pg.types import Field
 
 STARTUP_LIMIT = 10000  # Postgres's own MAX_STARTUP_PACKET_LENGTH
 PROTOCOL_3_0 = 196608
 SSL_CODE, GSSENC_CODE, CANCEL_CODE = 80877103, 80877104, 80877102
 
-_I16, _I32, _U32 = struct.Struct("!h"), struct.Struct("!i"), struct.Struct("!I")
-_I32x2 = struct.Struct("!ii")
-_FIELD = struct.Struct("!IhIhih")
+I16, I32, U32 = struct.Struct("!h"), struct.Struct("!i"), struct.Struct("!I")
+I32X2 = struct.Struct("!ii")
+FIELD = struct.Struct("!IhIhih")
 
 
-class _Reader:
+class Reader:
     """Reads one message payload; every short read is a ProtocolViolation naming the message."""
 
     __slots__ = ("buf", "pos", "what")
@@ -45,13 +44,13 @@ class _Reader:
         return out
 
     def int16(self) -> int:
-        return int(_I16.unpack(self.take(2))[0])
+        return int(I16.unpack(self.take(2))[0])
 
     def int32(self) -> int:
-        return int(_I32.unpack(self.take(4))[0])
+        return int(I32.unpack(self.take(4))[0])
 
     def uint32(self) -> int:
-        return int(_U32.unpack(self.take(4))[0])
+        return int(U32.unpack(self.take(4))[0])
 
     def cstr(self) -> str:
         end = self.buf.find(b"\0", self.pos)
@@ -73,7 +72,7 @@ class _Reader:
         return value
 
 
-class _Frames:
+class Frames:
     """Buffered typed frames, split by framing.split_frames, length-checked on arrival."""
 
     def __init__(self, max_message: int) -> None:
@@ -89,8 +88,8 @@ class _Frames:
                 raise ProtocolViolation(str(e)) from e
             del self.buf[:used]
             # Refuse an oversized message from its header, before its body is buffered.
-            if len(self.buf) >= 5 and _U32.unpack_from(self.buf, 1)[0] > self.max_message + 4:
-                raise ProtocolViolation(f"message of {_U32.unpack_from(self.buf, 1)[0]} bytes is too large")
+            if len(self.buf) >= 5 and U32.unpack_from(self.buf, 1)[0] > self.max_message + 4:
+                raise ProtocolViolation(f"message of {U32.unpack_from(self.buf, 1)[0]} bytes is too large")
             if any(len(p) > self.max_message for _, p in frames):
                 raise ProtocolViolation(f"message larger than {self.max_message} bytes")
             self.ready.extend(frames)
@@ -100,11 +99,11 @@ class _Frames:
 # ---- frontend decoding ----------------------------------------------------------------------
 
 
-def _formats(r: _Reader) -> tuple[int, ...]:
+def _formats(r: Reader) -> tuple[int, ...]:
     return tuple(r.int16() for _ in range(r.int16()))
 
 
-def _bind(r: _Reader) -> m.Bind:
+def _bind(r: Reader) -> m.Bind:
     portal, statement, param_formats = r.cstr(), r.cstr(), _formats(r)
     params: list[bytes | None] = []
     for _ in range(r.int16()):
@@ -113,14 +112,14 @@ def _bind(r: _Reader) -> m.Bind:
     return m.Bind(portal, statement, param_formats, tuple(params), _formats(r))
 
 
-def _kind(r: _Reader) -> str:
+def _kind(r: Reader) -> str:
     kind = r.take(1).decode("latin-1")
     if kind not in ("S", "P"):
         raise r._fail(f"unknown kind {kind!r}")
     return kind
 
 
-_FRONTEND: dict[bytes, tuple[str, Callable[[_Reader], Any]]] = {
+_FRONTEND: dict[bytes, tuple[str, Callable[[Reader], Any]]] = {
     b"Q": ("Query", lambda r: m.Query(r.cstr())),
     b"P": ("Parse", lambda r: m.Parse(r.cstr(), r.cstr(), tuple(r.uint32() for _ in range(r.int16())))),
     b"B": ("Bind", _bind),
@@ -138,7 +137,7 @@ _FRONTEND: dict[bytes, tuple[str, Callable[[_Reader], Any]]] = {
 
 
 def _startup(payload: bytes) -> m.FrontendMessage:
-    r = _Reader(payload, "startup")
+    r = Reader(payload, "startup")
     code = r.uint32()
     if code in (SSL_CODE, GSSENC_CODE):
         return r.done(m.SSLRequest() if code == SSL_CODE else m.GSSENCRequest())
@@ -160,7 +159,7 @@ class FrontendDecoder:
     and reads typed messages once a StartupMessage has been returned."""
 
     def __init__(self, max_message: int = MAX_MESSAGE) -> None:
-        self._frames = _Frames(min(max_message, MAX_MESSAGE))
+        self._frames = Frames(min(max_message, MAX_MESSAGE))
         self._startup = True
 
     def feed(self, data: bytes) -> None:
@@ -177,14 +176,14 @@ class FrontendDecoder:
         if type_ not in _FRONTEND:
             raise ProtocolViolation(f"invalid frontend message type {type_[0]}")
         what, decode = _FRONTEND[type_]
-        r = _Reader(payload, what)
+        r = Reader(payload, what)
         return r.done(decode(r))  # type: ignore[no-any-return]
 
     def _next_startup(self) -> m.FrontendMessage | None:
         buf = self._frames.buf
         if len(buf) < 4:
             return None
-        (length,) = _U32.unpack_from(buf, 0)
+        (length,) = U32.unpack_from(buf, 0)
         if not 8 <= length <= STARTUP_LIMIT:
             raise ProtocolViolation(f"invalid length of startup packet: {length}")
         if len(buf) < length:
@@ -198,33 +197,33 @@ class FrontendDecoder:
 # ---- backend encoding -----------------------------------------------------------------------
 
 
-def _cstr(s: str) -> bytes:
+def cstr(s: str) -> bytes:
     return s.encode() + b"\0"
 
 
 def _fields_payload(fields: dict[str, str]) -> bytes:
     # A NUL inside a value would end it early and corrupt the stream; Postgres never sends one.
-    return b"".join(k.encode() + _cstr(v.replace("\0", "")) for k, v in fields.items()) + b"\0"
+    return b"".join(k.encode() + cstr(v.replace("\0", "")) for k, v in fields.items()) + b"\0"
 
 
 def _auth(code: int, data: bytes = b"") -> bytes:
-    return frame(b"R", _I32.pack(code) + data)
+    return frame(b"R", I32.pack(code) + data)
 
 
 def _row_description(msg: m.RowDescription) -> bytes:
-    parts = [_I16.pack(len(msg.fields))]
+    parts = [I16.pack(len(msg.fields))]
     for f in msg.fields:
-        parts.append(_cstr(f.name))
+        parts.append(cstr(f.name))
         parts.append(
-            _FIELD.pack(f.table_oid, f.column_attnum, f.type_oid, f.type_size, f.type_modifier, f.format)
+            FIELD.pack(f.table_oid, f.column_attnum, f.type_oid, f.type_size, f.type_modifier, f.format)
         )
     return frame(b"T", b"".join(parts))
 
 
 def _data_row(msg: m.DataRow) -> bytes:
-    parts = [_I16.pack(len(msg.values))]
+    parts = [I16.pack(len(msg.values))]
     for v in msg.values:
-        parts.append(b"\xff\xff\xff\xff" if v is None else _I32.pack(len(v)) + v)
+        parts.append(b"\xff\xff\xff\xff" if v is None else I32.pack(len(v)) + v)
     return frame(b"D", b"".join(parts))
 
 
@@ -233,15 +232,15 @@ _ENCODERS: dict[type, Callable[[Any], bytes]] = {
     m.AuthenticationOk: lambda x: _auth(0),
     m.AuthenticationCleartextPassword: lambda x: _auth(3),
     m.AuthenticationMD5Password: lambda x: _auth(5, x.salt),
-    m.AuthenticationSASL: lambda x: _auth(10, b"".join(map(_cstr, x.mechanisms)) + b"\0"),
+    m.AuthenticationSASL: lambda x: _auth(10, b"".join(map(cstr, x.mechanisms)) + b"\0"),
     m.AuthenticationSASLContinue: lambda x: _auth(11, x.data),
     m.AuthenticationSASLFinal: lambda x: _auth(12, x.data),
-    m.ParameterStatus: lambda x: frame(b"S", _cstr(x.name) + _cstr(x.value)),
-    m.BackendKeyData: lambda x: frame(b"K", _I32.pack(x.pid) + x.key),
+    m.ParameterStatus: lambda x: frame(b"S", cstr(x.name) + cstr(x.value)),
+    m.BackendKeyData: lambda x: frame(b"K", I32.pack(x.pid) + x.key),
     m.ReadyForQuery: lambda x: _READY[x.status],
     m.RowDescription: _row_description,
     m.DataRow: _data_row,
-    m.CommandComplete: lambda x: frame(b"C", _cstr(x.tag)),
+    m.CommandComplete: lambda x: frame(b"C", cstr(x.tag)),
     m.EmptyQueryResponse: lambda x: b"I\0\0\0\4",
     m.ErrorResponse: lambda x: frame(b"E", _fields_payload(x.fields)),
     m.NoticeResponse: lambda x: frame(b"N", _fields_payload(x.fields)),
@@ -250,12 +249,12 @@ _ENCODERS: dict[type, Callable[[Any], bytes]] = {
     m.CloseComplete: lambda x: b"3\0\0\0\4",
     m.NoData: lambda x: b"n\0\0\0\4",
     m.ParameterDescription: lambda x: frame(
-        b"t", _I16.pack(len(x.type_oids)) + b"".join(_U32.pack(o) for o in x.type_oids)
+        b"t", I16.pack(len(x.type_oids)) + b"".join(U32.pack(o) for o in x.type_oids)
     ),
     m.PortalSuspended: lambda x: b"s\0\0\0\4",
     m.NegotiateProtocolVersion: lambda x: frame(
         b"v",
-        _I32x2.pack(0x30000 | x.newest_minor, len(x.unrecognized)) + b"".join(map(_cstr, x.unrecognized)),
+        I32X2.pack(0x30000 | x.newest_minor, len(x.unrecognized)) + b"".join(map(cstr, x.unrecognized)),
     ),
     m.CopyData: lambda x: frame(b"d", x.data),
     m.CopyDone: lambda x: b"c\0\0\0\4",
@@ -297,154 +296,3 @@ def encode_notice(
     fields = {"S": severity, "V": severity, "C": sqlstate, "M": message}
     fields.update({k: v for k, v in (("D", detail), ("H", hint)) if v is not None})
     return frame(b"N", _fields_payload(fields))
-
-
-# ---- the client side: backend decoding, frontend encoding ----------------------------------
-
-
-def _fields(r: _Reader) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    while (code := r.take(1)) != b"\0":
-        fields[code.decode("latin-1")] = r.cstr()
-    return fields
-
-
-def _row_fields(r: _Reader) -> m.RowDescription:
-    fields = []
-    for _ in range(r.int16()):
-        name = r.cstr()
-        table, attnum, oid, size, typmod, fmt = _FIELD.unpack(r.take(_FIELD.size))
-        fields.append(Field(name, oid, size, typmod, fmt, table, attnum))
-    return m.RowDescription(tuple(fields))
-
-
-def _values(r: _Reader) -> m.DataRow:
-    values: list[bytes | None] = []
-    for _ in range(r.int16()):
-        n = r.int32()
-        values.append(None if n == -1 else r.take(n))
-    return m.DataRow(tuple(values))
-
-
-def _authentication(r: _Reader) -> m.BackendMessage:
-    code = r.int32()
-    if code == 10:
-        mechanisms = []
-        while (name := r.cstr()) != "":
-            mechanisms.append(name)
-        return m.AuthenticationSASL(tuple(mechanisms))
-    if code in (0, 3):
-        return m.AuthenticationOk() if code == 0 else m.AuthenticationCleartextPassword()
-    if code == 5:
-        return m.AuthenticationMD5Password(r.take(4))
-    if code in (11, 12):
-        return m.AuthenticationSASLContinue(r.rest()) if code == 11 else m.AuthenticationSASLFinal(r.rest())
-    raise r._fail(f"unsupported authentication request {code}")
-
-
-def _negotiate(r: _Reader) -> m.NegotiateProtocolVersion:
-    newest, n = r.int32(), r.int32()
-    return m.NegotiateProtocolVersion(newest & 0xFFFF, tuple(r.cstr() for _ in range(n)))
-
-
-_BACKEND: dict[bytes, tuple[str, Callable[[_Reader], Any]]] = {
-    b"R": ("Authentication", _authentication),
-    b"S": ("ParameterStatus", lambda r: m.ParameterStatus(r.cstr(), r.cstr())),
-    b"K": ("BackendKeyData", lambda r: m.BackendKeyData(r.int32(), r.rest())),
-    b"Z": ("ReadyForQuery", lambda r: m.ReadyForQuery(r.take(1).decode("latin-1"))),
-    b"T": ("RowDescription", _row_fields),
-    b"D": ("DataRow", _values),
-    b"C": ("CommandComplete", lambda r: m.CommandComplete(r.cstr())),
-    b"I": ("EmptyQueryResponse", lambda r: m.EmptyQueryResponse()),
-    b"E": ("ErrorResponse", lambda r: m.ErrorResponse(_fields(r))),
-    b"N": ("NoticeResponse", lambda r: m.NoticeResponse(_fields(r))),
-    b"1": ("ParseComplete", lambda r: m.ParseComplete()),
-    b"2": ("BindComplete", lambda r: m.BindComplete()),
-    b"3": ("CloseComplete", lambda r: m.CloseComplete()),
-    b"n": ("NoData", lambda r: m.NoData()),
-    b"t": (
-        "ParameterDescription",
-        lambda r: m.ParameterDescription(tuple(r.uint32() for _ in range(r.int16()))),
-    ),
-    b"s": ("PortalSuspended", lambda r: m.PortalSuspended()),
-    b"v": ("NegotiateProtocolVersion", _negotiate),
-    b"d": ("CopyData", lambda r: m.CopyData(r.rest())),
-    b"c": ("CopyDone", lambda r: m.CopyDone()),
-}
-
-
-class BackendDecoder:
-    """Server bytes in, backend messages (next_message) or raw frames (next_frame) out."""
-
-    def __init__(self, max_message: int = MAX_MESSAGE) -> None:
-        self._frames = _Frames(min(max_message, MAX_MESSAGE))
-
-    def feed(self, data: bytes) -> None:
-        self._frames.buf += data
-
-    def next_frame(self) -> tuple[bytes, bytes] | None:
-        """(type byte, payload) of the next complete message, undecoded, for relaying."""
-        return self._frames.next_frame()
-
-    def next_message(self) -> m.BackendMessage | None:
-        got = self._frames.next_frame()
-        if got is None:
-            return None
-        return decode_backend(*got)
-
-
-def decode_backend(type_: bytes, payload: bytes) -> m.BackendMessage:
-    """One backend message from its frame, as returned by BackendDecoder.next_frame."""
-    if type_ not in _BACKEND:
-        raise ProtocolViolation(f"unsupported backend message type {type_!r}")
-    what, decode = _BACKEND[type_]
-    r = _Reader(payload, what)
-    return r.done(decode(r))  # type: ignore[no-any-return]
-
-
-def _untyped(payload: bytes) -> bytes:
-    return _I32.pack(len(payload) + 4) + payload
-
-
-def _bind_payload(x: m.Bind) -> bytes:
-    parts = [_cstr(x.portal), _cstr(x.statement), _I16.pack(len(x.param_formats))]
-    parts += [_I16.pack(f) for f in x.param_formats]
-    parts.append(_I16.pack(len(x.params)))
-    parts += [b"\xff\xff\xff\xff" if p is None else _I32.pack(len(p)) + p for p in x.params]
-    parts.append(_I16.pack(len(x.result_formats)))
-    parts += [_I16.pack(f) for f in x.result_formats]
-    return b"".join(parts)
-
-
-_FRONTEND_ENCODERS: dict[type, Callable[[Any], bytes]] = {
-    m.StartupMessage: lambda x: _untyped(
-        _I32.pack(x.protocol) + b"".join(_cstr(k) + _cstr(v) for k, v in x.params.items()) + b"\0"
-    ),
-    m.SSLRequest: lambda x: _untyped(_I32.pack(SSL_CODE)),
-    m.GSSENCRequest: lambda x: _untyped(_I32.pack(GSSENC_CODE)),
-    m.CancelRequest: lambda x: _untyped(_I32x2.pack(CANCEL_CODE, x.pid) + x.key),
-    m.Query: lambda x: frame(b"Q", _cstr(x.sql)),
-    m.Parse: lambda x: frame(
-        b"P",
-        _cstr(x.name)
-        + _cstr(x.sql)
-        + _I16.pack(len(x.param_types))
-        + b"".join(map(_U32.pack, x.param_types)),
-    ),
-    m.Bind: lambda x: frame(b"B", _bind_payload(x)),
-    m.Describe: lambda x: frame(b"D", x.kind.encode() + _cstr(x.name)),
-    m.Execute: lambda x: frame(b"E", _cstr(x.portal) + _I32.pack(x.max_rows)),
-    m.Close: lambda x: frame(b"C", x.kind.encode() + _cstr(x.name)),
-    m.Sync: lambda x: b"S\0\0\0\4",
-    m.Flush: lambda x: b"H\0\0\0\4",
-    m.Terminate: lambda x: b"X\0\0\0\4",
-    m.PasswordMessage: lambda x: frame(b"p", x.data),
-    m.CopyData: lambda x: frame(b"d", x.data),
-    m.CopyDone: lambda x: b"c\0\0\0\4",
-    m.CopyFail: lambda x: frame(b"f", _cstr(x.message)),
-}
-
-
-def encode_frontend(msg: m.FrontendMessage) -> bytes:
-    """The wire bytes of one frontend message: encode_frontend(Sync()) == b'S\\0\\0\\0\\x04'."""
-    return _FRONTEND_ENCODERS[type(msg)](msg)
