@@ -36,27 +36,45 @@ async def table_specs(registry: Registry, engine: Engine) -> list[TableSpec]:
 async def _column_types(
     registry: Registry, engine: Engine, table: VirtualTable, known: dict[tuple[str, str, str], str]
 ) -> dict[tuple[str, str, str], str]:
-    """(schema, table, column) -> Postgres type, from one described query per column.
+    """(schema, table, column) -> Postgres type, from described queries (no rows fetched).
 
-    Described one column at a time: a broken column then types as text instead of
-    hiding the whole table."""
+    Described one column at a time: a column that cannot be typed becomes text instead of
+    hiding the whole table. Metrics that need a time grain (cumulative, offsets) and
+    metric_time itself are described grouped by metric_time."""
     found: dict[tuple[str, str, str], str] = {}
     source = exp.table_(table.name, db=table.schema, quoted=True)
+    names = {c.name for c in table.columns}
+    any_metric = next((c.name for c in table.columns if c.kind == "metric"), None)
     for column in table.columns:
         if table.name == "metrics" and _type_for(known, table, column) != "text":
             continue
-        ident = exp.to_identifier(column.name, quoted=True)
-        select = exp.select(exp.Anonymous(this="MEASURE", expressions=[ident]))
-        if column.kind != "metric":
-            select = exp.select(exp.column(ident)).group_by(exp.column(ident.copy()))
-        query = select.from_(source).limit(0)
-        try:
-            compiled = compile_query(query, registry, (table.schema,), engine.dialect)
-            schema = await engine.describe(compiled.sql)
-            found[(table.schema, table.name, column.name)] = pg_type_name(schema.field(0).type)
-        except Exception:  # noqa: BLE001 - one bad column must not hide the table
-            found[(table.schema, table.name, column.name)] = "text"
+        for select, index in _probes(column, any_metric, "metric_time" in names):
+            try:
+                query = select.from_(source.copy()).limit(0)
+                compiled = compile_query(query, registry, (table.schema,), engine.dialect)
+                schema = await engine.describe(compiled.sql)
+            except Exception:  # noqa: BLE001, S112 - try the next probe; text if none works
+                continue
+            found[(table.schema, table.name, column.name)] = pg_type_name(schema.field(index).type)
+            break
     return found
+
+
+def _probes(column: VirtualColumn, any_metric: str | None, has_time: bool) -> list[tuple[exp.Select, int]]:
+    """Queries that type `column`, each with the index of the column's field in its result."""
+    col = exp.column(exp.to_identifier(column.name, quoted=True))
+    time = exp.column(exp.to_identifier("metric_time", quoted=True))
+    if column.kind == "metric":
+        measure = exp.Anonymous(this="MEASURE", expressions=[col])
+        probes = [(exp.select(measure), 0)]
+        if has_time:
+            probes.append((exp.select(time, measure.copy()).group_by(time.copy()), 1))
+        return probes
+    probes = [(exp.select(col).group_by(col.copy()), 0)]
+    if any_metric is not None:
+        metric = exp.Anonymous(this="MEASURE", expressions=[exp.column(exp.to_identifier(any_metric, quoted=True))])
+        probes.append((exp.select(col.copy(), metric).group_by(col.copy()), 0))
+    return probes
 
 
 def _type_for(types: dict[tuple[str, str, str], str], table: VirtualTable, column: VirtualColumn) -> str:
