@@ -358,3 +358,44 @@ def test_metric_queries_nested_in_cte_union_and_in(
         con,
         "SELECT 'EU', SUM(amount) FROM shop.orders WHERE region = 'EU' UNION ALL SELECT 'total', SUM(amount) FROM shop.orders",
     )
+
+
+def test_a_cached_plan_with_other_literals_gives_their_numbers(
+    con: duckdb.DuckDBPyConnection, registry: Registry
+) -> None:
+    template = (
+        "SELECT region, MEASURE(revenue) FROM orders WHERE status = '{}' AND order_date >= DATE '{}'"
+        " GROUP BY 1 ORDER BY 1 NULLS FIRST LIMIT {}"
+    )
+    by_hand = (
+        "SELECT region, SUM(amount) FROM shop.orders WHERE lower(status) = $1 AND order_date >= CAST($2 AS DATE)"
+        " GROUP BY 1 ORDER BY 1 NULLS FIRST LIMIT $3"
+    )
+    for status, since, limit in [
+        ("completed", "2024-01-01", 5),
+        ("cancelled", "2023-01-01", 9),
+        ("completed", "2024-02-01", 2),
+    ]:
+        sql = compile_query(template.format(status, since, limit), registry).sql
+        assert con.execute(sql).fetchall() == con.execute(by_hand, [status, since, limit]).fetchall()
+
+
+def test_bi_tool_sql_forms(con: duckdb.DuckDBPyConnection, registry: Registry) -> None:
+    metabase = (
+        'SELECT "production"."orders"."region" AS "region", SUM("production"."orders"."revenue") AS "sum"'
+        ' FROM "production"."orders" GROUP BY "production"."orders"."region"'
+        ' ORDER BY "production"."orders"."region" ASC LIMIT 1048575'
+    )
+    tableau = (
+        'SELECT "orders"."region" AS "region", SUM("orders"."revenue") AS "sum:revenue:ok",'
+        ' AVG("orders"."avg_order_value") AS "avg:aov:ok" FROM "production"."orders" "orders"'
+        ' WHERE ("orders"."status" = \'completed\') GROUP BY 1'
+    )
+    by_hand = rows(con, "SELECT region, SUM(amount) FROM shop.orders GROUP BY 1")
+    assert run(con, registry, metabase) == by_hand
+    expected = rows(
+        con,
+        "SELECT region, SUM(amount), CAST(SUM(amount) AS DOUBLE) / COUNT(*) FROM shop.orders"
+        " WHERE lower(status) = 'completed' GROUP BY 1",
+    )
+    assert approx(run(con, registry, tableau)) == approx(expected)

@@ -68,9 +68,9 @@ class ModelSub:
     def plain(self) -> exp.Select:
         rel = self.relation()
         keys = [self.render(k, rel) for k in self.keys]
-        sub = exp.select(*(k.as_(f"_k{i}") for i, k in enumerate(keys)))
+        sub = exp.select(*(k.as_(f"_k{i}", copy=False) for i, k in enumerate(keys)))
         for leaf, alias in self.leaves:
-            sub = sub.select(self.leaf_sql(leaf, rel).as_(alias), copy=False)
+            sub = sub.select(self.leaf_sql(leaf, rel).as_(alias, copy=False), copy=False)
         where = self.render(self.where, rel) if self.where is not None else None
         sub = select_from(sub, rel)  # after rendering: rendering adds the joins it needs
         if where is not None:
@@ -192,7 +192,9 @@ def cumulative_sub(sub: ModelSub, cum: Cumulative) -> exp.Select:
     j = time_keys[0]
     grain = _grain(sub, sub.keys[j])
     prel = sub.relation()
-    periods = exp.select(*(sub.render(k, prel).as_(f"_k{i}") for i, k in enumerate(sub.keys))).distinct()
+    periods = exp.select(
+        *(sub.render(k, prel).as_(f"_k{i}", copy=False) for i, k in enumerate(sub.keys))
+    ).distinct()
     periods = select_from(periods, prel)
     if sub.where is not None:
         periods = periods.where(sub.render(sub.where, prel), copy=False)
@@ -215,11 +217,11 @@ def cumulative_sub(sub: ModelSub, cum: Cumulative) -> exp.Select:
         lower = exp.TimestampTrunc(this=last, unit=exp.var(cum.grain_to_date.value.upper()))
         conds.append(exp.GTE(this=t.copy(), expression=lower))
     keys = [exp.column(f"_k{i}", "p") for i in range(len(sub.keys))]
-    main = exp.select(*(k.as_(f"_k{i}") for i, k in enumerate(keys)))
+    main = exp.select(*(k.as_(f"_k{i}", copy=False) for i, k in enumerate(keys)))
     for leaf, alias in sub.leaves:
-        main = main.select(sub.leaf_sql(leaf, rel).as_(alias), copy=False)
+        main = main.select(sub.leaf_sql(leaf, rel).as_(alias, copy=False), copy=False)
     main = select_from(main, rel).join(
-        periods.subquery("p"), on=exp.and_(*conds), join_type="INNER", copy=False
+        periods.subquery("p", copy=False), on=exp.and_(*conds), join_type="INNER", copy=False
     )
     rows_filter = [c for c in _conjuncts(sub.where) if not sub.is_time(c)]
     if rows_filter:
@@ -242,23 +244,29 @@ def semi_additive_sub(sub: ModelSub, nad: NonAdditiveDimension) -> exp.Select:
     ]
     edge_func = exp.Max if nad.window_choice == "max" else exp.Min
     edge = exp.Window(this=edge_func(this=at.copy()), partition_by=[k.copy() for k in keys] + groupings)
-    inner = exp.select(*(k.as_(f"_k{i}") for i, k in enumerate(keys)), at.as_("_at"), edge.as_("_edge"))
+    inner = exp.select(
+        *(k.as_(f"_k{i}", copy=False) for i, k in enumerate(keys)),
+        at.as_("_at", copy=False),
+        edge.as_("_edge", copy=False),
+    )
     outer = exp.select(*(exp.column(f"_k{i}") for i in range(len(keys))))
     for j, (leaf, alias) in enumerate(sub.leaves):
         measure = sub.model.measure(leaf.measure or "")
         assert measure is not None
-        inner = inner.select(rel.own(measure.sql).as_(f"_v{j}"), copy=False)
+        inner = inner.select(rel.own(measure.sql).as_(f"_v{j}", copy=False), copy=False)
         when = None
         if leaf.filters:
             inner = inner.select(
-                exp.and_(*(sub.render(f, rel) for f in leaf.filters)).as_(f"_w{j}"), copy=False
+                exp.and_(*(sub.render(f, rel) for f in leaf.filters)).as_(f"_w{j}", copy=False), copy=False
             )
             when = exp.column(f"_w{j}")
-        outer = outer.select(measure_aggregate(measure, exp.column(f"_v{j}"), when).as_(alias), copy=False)
+        outer = outer.select(
+            measure_aggregate(measure, exp.column(f"_v{j}"), when).as_(alias, copy=False), copy=False
+        )
     inner = select_from(inner, rel)
     if sub.where is not None:
         inner = inner.where(sub.render(sub.where, rel), copy=False)
-    outer = outer.from_(inner.subquery("s"), copy=False).where(
+    outer = outer.from_(inner.subquery("s", copy=False), copy=False).where(
         exp.EQ(this=exp.column("_at"), expression=exp.column("_edge")), copy=False
     )
     return outer.group_by(*(exp.column(f"_k{i}") for i in range(len(keys))), copy=False) if keys else outer

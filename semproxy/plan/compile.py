@@ -239,12 +239,14 @@ def _assemble(q: SemanticQuery, index: SchemaIndex) -> exp.Select:
     grain_subs = [i for i, o in enumerate(offset) if not o] or list(range(len(subs)))
     outer = exp.Select()
     if len(subs) == 1:
-        outer = outer.from_(subs[0].subquery("q0"), copy=False)
+        outer = outer.from_(subs[0].subquery("q0", copy=False), copy=False)
         grain = "q0"
     else:
         grain = GRAIN
         outer = _combine(outer, subs, len(q.keys), grain_subs)
-    outer = outer.select(*(_keys_in(e, grain).as_(n, quoted=True) for e, n in q.outputs), copy=False)
+    outer = outer.select(
+        *(_keys_in(e, grain).as_(n, quoted=True, copy=False) for e, n in q.outputs), copy=False
+    )
     if q.having is not None:
         outer = outer.where(_keys_in(q.having, grain), copy=False)
     if q.order:
@@ -260,9 +262,9 @@ def _assemble(q: SemanticQuery, index: SchemaIndex) -> exp.Select:
 def _combine(outer: exp.Select, subs: list[exp.Select], nkeys: int, grain_subs: list[int]) -> exp.Select:
     names = [f"q{i}" for i in range(len(subs))]
     if nkeys == 0:
-        outer = outer.from_(subs[0].subquery(names[0]), copy=False)
+        outer = outer.from_(subs[0].subquery(names[0], copy=False), copy=False)
         for sub, name in zip(subs[1:], names[1:], strict=True):
-            outer = outer.join(sub.subquery(name), join_type="CROSS", copy=False)
+            outer = outer.join(sub.subquery(name, copy=False), join_type="CROSS", copy=False)
         return outer
     keys = [exp.column(f"_k{i}") for i in range(nkeys)]
     union: exp.Query = exp.select(*keys).from_(exp.to_identifier(names[grain_subs[0]]))
@@ -293,4 +295,4 @@ def _keys_in(tree: exp.Expr, grain: str) -> exp.Expr:
             return exp.column(n.name, grain)
         return n
 
-    return tree.transform(visit)
+    return tree.transform(visit, copy=False)

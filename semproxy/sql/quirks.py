@@ -29,7 +29,7 @@ def spark_exact_percentile(tree: exp.Expr) -> exp.Expr:
             return exp.WithinGroup(this=disc, expression=order)
         return node
 
-    return tree.transform(visit)
+    return tree.transform(visit, copy=False)
 
 
 def merge_views(tree: exp.Expr, is_view: Callable[[exp.Select], bool]) -> exp.Expr:
@@ -89,7 +89,7 @@ def numeric_keeps_scale(tree: exp.Expr) -> exp.Expr:
             return exp.DataType.build("DECIMAL(38, 10)")
         return node
 
-    return tree.transform(visit)
+    return tree.transform(visit, copy=False)
 
 
 def spark_extract(tree: exp.Expr) -> exp.Expr:
@@ -107,7 +107,7 @@ def spark_extract(tree: exp.Expr) -> exp.Expr:
             return exp.paren(exp.Div(this=micros, expression=exp.Literal.number(1000000.0)), copy=False)
         return node
 
-    return tree.transform(visit)
+    return tree.transform(visit, copy=False)
 
 
 ENGINE_QUIRKS = {
@@ -118,7 +118,7 @@ ENGINE_QUIRKS = {
 
 
 def for_engine(tree: exp.Expr, dialect: str) -> exp.Expr:
-    """Apply the rewrites `dialect` needs, in order."""
+    """Apply the rewrites `dialect` needs, in order, changing `tree` in place."""
     for rewrite in ENGINE_QUIRKS.get(dialect, ()):
         tree = rewrite(tree)
     return tree
