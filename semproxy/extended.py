@@ -11,13 +11,14 @@ After an error, messages are discarded until Sync, as Postgres does.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from semproxy.catalog import quirks as catalog_quirks
 from semproxy.errors import (
     DuplicatePreparedStatement,
     InvalidCursorName,
@@ -158,7 +159,7 @@ class Extended:
             raise statement.error
         if isinstance(statement, Catalog):
             self.statements[msg.name] = Prepared(msg.sql, on_catalog=True)
-            await self._forward(msg)
+            await self._forward(replace(msg, sql=catalog_quirks.apply(msg.sql)))
             return
         tree = sqlglot.parse_one(msg.sql, read="postgres") if isinstance(statement, Metric) else None
         types = self._parameter_types(tree, msg.param_types) if tree is not None else ()

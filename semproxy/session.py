@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pyarrow as pa
 import structlog
 
+from semproxy.catalog import quirks as catalog_quirks
 from semproxy.errors import (
     InFailedTransaction,
     ProtocolViolation,
@@ -263,7 +264,7 @@ class Session:
         catalog = await self.catalog_connection()
         ok = True
         out = bytearray()
-        async for type_, payload in catalog.simple_query(sql):
+        async for type_, payload in catalog.simple_query(catalog_quirks.apply(sql)):
             if type_ == b"Z":
                 break
             if type_ == b"E":

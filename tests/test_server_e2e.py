@@ -220,3 +220,13 @@ def test_validate_reports_file_line_and_field(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 1
     assert "broken.yaml:5" in out.stderr and "agg" in out.stderr
+
+
+def test_psql_describe_and_list_databases(server: RunningServer) -> None:
+    # psql 15's \l reads pg_database.daticulocale, renamed in PostgreSQL 17 (a catalog quirk)
+    out = psql(server, r"\l", r"\d orders", r"\dn")
+    assert out.returncode == 0, out.stderr
+    assert "ERROR" not in out.stderr
+    assert "semantic" in out.stdout
+    assert "revenue|numeric" in out.stdout.replace(" ", "")
+    assert "production" in out.stdout
