@@ -124,6 +124,11 @@ CASES = {
         "SELECT DISTINCT is_large FROM orders",
         "SELECT DISTINCT amount >= 100 FROM shop.orders",
     ),
+    "a sql: base relation, joined like a table": (
+        "SELECT customer__name, MEASURE(big_revenue) FROM big_orders GROUP BY 1",
+        "SELECT c.name, SUM(o.amount) FROM shop.orders o LEFT JOIN shop.customers c USING (customer_id)"
+        " WHERE o.amount >= 50 GROUP BY 1",
+    ),
     "customers without orders are counted": (
         "SELECT region, MEASURE(customer_count) FROM customers GROUP BY 1",
         "SELECT region, COUNT(customer_id) FROM shop.customers GROUP BY 1",
