@@ -15,7 +15,7 @@ from typing import Any
 
 from semproxy.errors import ConfigError
 
-AUTH_METHODS = ("trust",)
+AUTH_METHODS = ("trust", "password", "md5", "scram-sha-256")
 DEFAULT_SECRET_KEY = "semproxy-development-secret-change-me"
 # env names of the backend plan, read when SEMPROXY_<NAME> is not set
 PLAIN_NAMES = {
@@ -43,6 +43,13 @@ class Settings:
     environment: str = "development"
     log_level: str = "info"
     max_connections: int = 1000
+    # the Postgres listener: its users file (hashed secrets), TLS, limits
+    users: str | None = None  # `semproxy users add` writes it; scram-sha-256 is then the default auth
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    require_tls: bool = False
+    idle_session_timeout: int = 0  # seconds a session may sit idle between statements; 0 = forever
+    max_message: int = 64 << 20  # bytes; a longer frontend message ends its connection
     # the HTTP side: sign-in tokens, CORS, metadata cache, uploads
     secret_key: str = DEFAULT_SECRET_KEY
     jwt_algorithm: str = "HS256"
@@ -71,12 +78,18 @@ class Settings:
     def checked(self) -> Settings:
         if self.auth is not None and self.auth not in AUTH_METHODS:
             raise ConfigError(f"unknown auth method {self.auth!r}; known: {', '.join(AUTH_METHODS)}")
-        if (self.auth in (None, "trust")) and not is_loopback(self.host):
+        if self.auth_method == "trust" and not is_loopback(self.host):
             raise ConfigError(
                 f"refusing to listen on {self.host} without authentication: trust is only allowed "
                 "on a loopback address (127.0.0.1, ::1, localhost); configure an auth method or "
                 "listen on 127.0.0.1"
             )
+        if self.auth_method != "trust" and self.users is None:
+            raise ConfigError(f"auth {self.auth_method} needs a users file (--users); see `semproxy users add`")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("TLS needs both a certificate (--tls-cert) and its key (--tls-key)")
+        if self.require_tls and self.tls_cert is None:
+            raise ConfigError("--require-tls needs a certificate and key (--tls-cert, --tls-key)")
         if self.engine != "duckdb":
             raise ConfigError(f"unknown engine {self.engine!r}; known: duckdb")
         if self.environment != "development" and self.secret_key == DEFAULT_SECRET_KEY:
@@ -86,6 +99,11 @@ class Settings:
             )
         _ = self.permissions_by_role  # parse it now, so a malformed mapping stops the start
         return self
+
+    @property
+    def auth_method(self) -> str:
+        """The Postgres listener's auth method: as configured, else scram-sha-256 with a users file, else trust."""
+        return self.auth or ("scram-sha-256" if self.users else "trust")
 
     @property
     def cors_origin_list(self) -> list[str]:
