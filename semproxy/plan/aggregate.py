@@ -86,10 +86,12 @@ class ModelSub:
                     return True
         return False
 
-    def time_column(self, rel: Relation) -> exp.Expr:
+    def time_column(self, rel: Relation, at: int | None = None) -> exp.Expr:
         dim = self.model.dimension(self.time_dim) if self.time_dim else None
         if dim is None:
-            raise GroupingError(f'metric "{self.metric}" has no agg_time_dimension, so it has no metric_time')
+            raise GroupingError(
+                f'metric "{self.metric}" has no agg_time_dimension, so it has no metric_time', position=at
+            )
         return rel.own(dim.sql)
 
     def _binding(self, ref: DimRef) -> DimBinding:
@@ -120,7 +122,7 @@ class ModelSub:
         owner, field = binding.target
         model, at = self.model, ref.meta.get("position")
         if owner == TIME or (self.shift and (owner, field) == (model.name, self.time_dim)):
-            return shifted(self.time_column(rel), self.shift, model.dimension(self.time_dim or ""))
+            return shifted(self.time_column(rel, at), self.shift, model.dimension(self.time_dim or ""))
         if owner == ENTITY:
             entity = model.entity(field)
             if entity is None:

@@ -211,8 +211,13 @@ class Resolver:
             if isinstance(n, exp.Column) and not isinstance(n.this, exp.Star):
                 return self._column(n, clause)
             if _is_measure(n) or isinstance(n, exp.AggFunc | exp.Filter):
-                if clause in ("where", "group", "filter"):
-                    where = {"where": "WHERE", "group": "GROUP BY", "filter": "FILTER"}[clause]
+                if clause in ("where", "group", "filter", "adhoc"):
+                    where = {
+                        "where": "WHERE",
+                        "group": "GROUP BY",
+                        "filter": "FILTER",
+                        "adhoc": "an aggregate",
+                    }[clause]
                     raise GroupingError(
                         f"aggregate functions are not allowed in {where}",
                         position=position(n),
@@ -241,9 +246,18 @@ class Resolver:
                 position=position(col),
                 hint=f"WHERE filters rows before aggregation; filter metrics in HAVING, e.g. HAVING MEASURE({found}) > ...",
             )
+        if clause == "adhoc":
+            raise GroupingError(
+                f'metric "{found}" can only be aggregated on its own',
+                hint=f"write MEASURE({found}) or SUM({found}), and compute around it",
+                position=position(col),
+            )
         if clause in ("group", "filter"):
             raise GroupingError(
-                f'metric "{found}" cannot be used in {clause.upper().replace("GROUP", "GROUP BY")}',
+                f'metric "{found}" cannot be used in {"GROUP BY" if clause == "group" else "FILTER (WHERE ...)"}',
+                hint="FILTER (WHERE ...) takes dimensions; filter on metrics in HAVING"
+                if clause == "filter"
+                else None,
                 position=position(col),
             )
         raise GroupingError(
@@ -292,7 +306,7 @@ class Resolver:
             raise GroupingError(f"MEASURE() needs a metric column: {what}", position=position(node))
         inner = node.copy()
         for child in list(inner.iter_expressions()):
-            child.replace(self._resolve(child, "filter"))
+            child.replace(self._resolve(child, "adhoc"))
         if inner.find(MetricValue):
             raise GroupingError(
                 "a metric column can only be aggregated on its own, e.g. SUM(revenue)",
@@ -310,7 +324,7 @@ class Resolver:
             if kind not in allowed:
                 forms = ", ".join(sorted(_agg_sql(a, metric) for a in allowed))
                 raise GroupingError(
-                    f'{output_name(node).upper()}{"(DISTINCT" if distinct else "("}{metric}) is not an aggregate of metric "{metric}"',
+                    f'{output_name(node).upper()}{"(DISTINCT " if distinct else "("}{metric}) is not an aggregate of metric "{metric}"',
                     hint=f"use MEASURE({metric}) or one of: {forms}",
                     position=position(node),
                 )
