@@ -6,15 +6,22 @@ the test computes that number too and asserts it differs, so it discriminates.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import datetime
+import decimal
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import duckdb
 import pytest
+import pytest_asyncio
 
 from semproxy.plan.compile import compile_query
 from semproxy.semantic.registry import Registry
-from tests.compiler_fixtures import load_database, load_registry, rows
+from tests.compiler_fixtures import HERE, load_database, load_registry, rows
 
 
 @pytest.fixture(scope="module")
@@ -404,3 +411,59 @@ def test_bi_tool_sql_forms(con: duckdb.DuckDBPyConnection, registry: Registry) -
         " WHERE lower(status) = 'completed' GROUP BY 1",
     )
     assert approx(run(con, registry, tableau)) == approx(expected)
+
+
+# -- the same compiled queries on PostgreSQL as an engine ---------------------------------
+ENGINE_QUERIES = [ours for ours, _ in CASES.values()] + [
+    "SELECT customer__region, MEASURE(revenue), MEASURE(quantity) FROM metrics GROUP BY 1",
+    "SELECT DATE_TRUNC('month', metric_time), MEASURE(net_revenue), MEASURE(refunded) FROM metrics GROUP BY 1",
+    "SELECT metric_time, MEASURE(revenue_7d), MEASURE(revenue_mtd), MEASURE(revenue_all_time) FROM orders GROUP BY 1",
+    "SELECT DATE_TRUNC('month', metric_time), MEASURE(revenue_growth_mom), MEASURE(open_balance) FROM orders GROUP BY 1",
+    "SELECT region, MEASURE(avg_order_value), MEASURE(completed_share) FROM orders GROUP BY 1 ORDER BY 2 DESC LIMIT 2",
+    "SELECT EXTRACT(dow FROM order_date) AS d, CAST(MEASURE(revenue) AS numeric) FROM orders GROUP BY 1",
+    "SELECT t.region, SUM(t.avg_order_value) FROM (SELECT region, order_date, avg_order_value FROM orders) t GROUP BY 1",
+    "SELECT * FROM orders",
+]
+
+
+def normalize(result: list[Any]) -> list[tuple[Any, ...]]:
+    """Engine-neutral values: numbers as rounded floats, timestamps without zone."""
+
+    def value(v: Any) -> Any:
+        if isinstance(v, bool) or v is None:
+            return v
+        if isinstance(v, int | float | decimal.Decimal):
+            return round(float(v), 6)
+        if isinstance(v, datetime.datetime):
+            return v.replace(tzinfo=None)
+        return v
+
+    out = [tuple(value(v) for v in r) for r in result]
+    return sorted(out, key=lambda r: tuple((v is not None, str(v)) for v in r))
+
+
+@pytest_asyncio.fixture(scope="module")
+async def postgres() -> AsyncIterator[asyncpg.Connection]:
+    try:
+        from semproxy.catalog.server import CatalogServer
+    except ImportError:  # pragma: no cover - the catalog package is optional here
+        pytest.skip("no embedded PostgreSQL")
+    path = Path(tempfile.mkdtemp(prefix="semproxy-compiler-pg-"))
+    server = await CatalogServer.start(path)
+    conn = await server.connect_admin()
+    await conn.execute("SET TIME ZONE 'UTC'")
+    await conn.execute("DROP SCHEMA IF EXISTS shop CASCADE")
+    await conn.execute((HERE / "data.sql").read_text())
+    yield conn
+    await conn.close()
+    await server.stop()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.parametrize("sql", ENGINE_QUERIES)
+async def test_postgres_engine_gives_the_same_numbers(
+    postgres: asyncpg.Connection, con: duckdb.DuckDBPyConnection, registry: Registry, sql: str
+) -> None:
+    on_postgres = await postgres.fetch(compile_query(sql, registry, dialect="postgres").sql)
+    on_duckdb = con.execute(compile_query(sql, registry).sql).fetchall()
+    assert normalize([tuple(r) for r in on_postgres]) == normalize(on_duckdb)
