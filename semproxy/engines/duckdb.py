@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
+from semproxy.engines.base import ColumnInfo, TableInfo
 from semproxy.errors import EngineError, EngineUnavailable, QueryCanceled
 
 BATCH_ROWS = 65_536
@@ -59,14 +61,53 @@ class DuckDBEngine:
         finally:
             cursor.close()
 
+    async def cancel(self) -> None:
+        for cursor in list(self._running):
+            cursor.interrupt()
+
     async def health(self) -> None:
         async for _ in self.execute("SELECT 1"):
             pass
 
     async def aclose(self) -> None:
-        for cursor in list(self._running):
-            cursor.interrupt()
+        await self.cancel()
         self._con.close()
+
+    async def list_catalogs(self) -> list[str]:
+        return [r[0] for r in await self._rows("SELECT DISTINCT database_name FROM duckdb_tables() ORDER BY 1")]
+
+    async def list_schemas(self, catalog: str | None = None) -> list[str]:
+        rows = await self._rows(
+            "SELECT DISTINCT schema_name FROM duckdb_schemas() WHERE schema_name NOT IN ('information_schema', 'pg_catalog')"
+            " AND database_name = coalesce(?, current_database()) ORDER BY 1",
+            [catalog],
+        )
+        return [r[0] for r in rows]
+
+    async def list_tables(self, schema: str, catalog: str | None = None) -> list[TableInfo]:
+        rows = await self._rows(
+            "SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = ?"
+            " AND database_name = coalesce(?, current_database())"
+            " UNION ALL SELECT view_name, comment FROM duckdb_views() WHERE NOT internal AND schema_name = ?"
+            " AND database_name = coalesce(?, current_database()) ORDER BY 1",
+            [schema, catalog, schema, catalog],
+        )
+        return [TableInfo(schema, name, comment) for name, comment in rows]
+
+    async def list_columns(self, table: str, schema: str, catalog: str | None = None) -> list[ColumnInfo]:
+        rows = await self._rows(
+            "SELECT column_name, data_type, comment FROM duckdb_columns() WHERE table_name = ?"
+            " AND schema_name = ? AND database_name = coalesce(?, current_database()) ORDER BY column_index",
+            [table, schema, catalog],
+        )
+        return [ColumnInfo(*r) for r in rows]
+
+    async def _rows(self, sql: str, params: list[str | None] | None = None) -> list[tuple[Any, ...]]:
+        def run() -> list[tuple[Any, ...]]:
+            with self._con.cursor() as cursor:
+                return cursor.execute(sql, params or []).fetchall()
+
+        return await asyncio.to_thread(run)
 
 
 def _start(cursor: duckdb.DuckDBPyConnection, sql: str, batch_rows: int = BATCH_ROWS) -> pa.RecordBatchReader:
