@@ -141,3 +141,22 @@ class InvalidStatementName(SemproxyError):
 
 class InvalidCursorName(SemproxyError):
     sqlstate = "34000"
+
+
+class DuplicateCursor(SemproxyError):
+    sqlstate = "42P03"
+
+
+class NoActiveTransaction(SemproxyError):
+    sqlstate = "25P01"
+
+
+class IdleSessionTimeout(SemproxyError):
+    sqlstate = "57P05"
+    severity = "FATAL"
+
+
+class InternalError(SemproxyError):
+    """A bug: the session ends with this, the server keeps serving."""
+
+    severity = "FATAL"
