@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +25,30 @@ PLAIN_NAMES = {
     "access_token_expire_minutes": "ACCESS_TOKEN_EXPIRE_MINUTES",
     "cors_origins": "CORS_ORIGINS",
     "metadata_cache_ttl_minutes": "METADATA_CACHE_TTL_MINUTES",
+    "databricks_host": "DATABRICKS_HOST",
+    "databricks_http_path": "DATABRICKS_HTTP_PATH",
+    "databricks_warehouse_id": "DATABRICKS_WAREHOUSE_ID",
+    "databricks_token": "DATABRICKS_TOKEN",
+    "databricks_client_id": "DATABRICKS_CLIENT_ID",
+    "databricks_client_secret": "DATABRICKS_CLIENT_SECRET",
+    "databricks_profile": "DATABRICKS_CONFIG_PROFILE",
 }
+ENGINES = ("duckdb", "postgres", "spark", "databricks")
 
 
 @dataclass(frozen=True)
 class Settings:
     models: Path = Path("semantic-models")
     database: str = "data/demo.duckdb"
-    engine: str = "duckdb"
+    engine: str = "duckdb"  # duckdb | postgres | spark | databricks; --database is its target
+    engine_timeout: int = 120  # seconds a warehouse statement may run before it is canceled (57014)
+    databricks_host: str | None = None
+    databricks_http_path: str | None = None
+    databricks_warehouse_id: str | None = None
+    databricks_token: str | None = field(default=None, repr=False)
+    databricks_client_id: str | None = None
+    databricks_client_secret: str | None = field(default=None, repr=False)
+    databricks_profile: str | None = None
     host: str = "127.0.0.1"
     port: int = 5433
     http_port: int = 8080
@@ -56,7 +72,7 @@ class Settings:
     access_token_expire_minutes: int = 30
     cors_origins: str = ""  # comma-separated origins; "*" for any
     metadata_cache_ttl_minutes: int = 5
-    users_file: Path = Path("users.yaml")
+    user_roles: str = ""  # name=role,role;... for the users file's users; anyone else has role "user"
     max_upload_bytes: int = 1 << 20
     # role=permission,permission;... (permissions: read, write, delete, execute)
     role_permissions: str = "user=read;analyst=read,execute;engineer=read,write,execute;admin=read,write,delete,execute"
@@ -90,8 +106,8 @@ class Settings:
             raise ConfigError("TLS needs both a certificate (--tls-cert) and its key (--tls-key)")
         if self.require_tls and self.tls_cert is None:
             raise ConfigError("--require-tls needs a certificate and key (--tls-cert, --tls-key)")
-        if self.engine != "duckdb":
-            raise ConfigError(f"unknown engine {self.engine!r}; known: duckdb")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine {self.engine!r}; known: {', '.join(ENGINES)}")
         if self.environment != "development" and self.secret_key == DEFAULT_SECRET_KEY:
             raise ConfigError(
                 f"refusing to start in environment {self.environment!r} with the default secret key; "
@@ -104,6 +120,14 @@ class Settings:
     def auth_method(self) -> str:
         """The Postgres listener's auth method: as configured, else scram-sha-256 with a users file, else trust."""
         return self.auth or ("scram-sha-256" if self.users else "trust")
+
+    def roles_of(self, user: str) -> tuple[str, ...]:
+        """The roles `user_roles` gives `user`, else ("user",)."""
+        for part in self.user_roles.split(";"):
+            name, _, roles = part.partition("=")
+            if name.strip() == user:
+                return tuple(r.strip() for r in roles.split(",") if r.strip()) or ("user",)
+        return ("user",)
 
     @property
     def cors_origin_list(self) -> list[str]:
