@@ -21,7 +21,14 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve the models over the Postgres protocol and HTTP")
     serve.add_argument("--models", help="models directory (SEMPROXY_MODELS, default semantic-models)")
-    serve.add_argument("--database", help="DuckDB file (SEMPROXY_DATABASE, default data/demo.duckdb)")
+    serve.add_argument(
+        "--engine", choices=["duckdb", "postgres", "spark", "databricks"], help="the warehouse (SEMPROXY_ENGINE)"
+    )
+    serve.add_argument(
+        "--database",
+        help="the engine's target: a DuckDB file (default data/demo.duckdb), a postgresql:// DSN or an "
+        "sc://host:port Spark Connect URL; Databricks reads DATABRICKS_HOST and DATABRICKS_HTTP_PATH",
+    )
     serve.add_argument("--host", help="listen address (SEMPROXY_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="Postgres port (SEMPROXY_PORT, default 5433)")
     serve.add_argument("--http-port", type=int, help="HTTP port (SEMPROXY_HTTP_PORT, default 8080)")
@@ -55,13 +62,14 @@ def _configure_logging(level: str) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from semproxy.engines.duckdb import DuckDBEngine
+    from semproxy.engines import create_engine
     from semproxy.semantic.registry import Registry
     from semproxy.server import serve
 
     flags: dict[str, Any] = {
         "models": args.models,
         "database": args.database,
+        "engine": args.engine,
         "host": args.host,
         "port": args.port,
         "http_port": args.http_port,
@@ -72,7 +80,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.load(flags)
     _configure_logging(settings.log_level)
     registry = Registry.load(settings.models)
-    engine = DuckDBEngine(settings.database)
+    engine = create_engine(settings)
     try:
         import uvloop
 

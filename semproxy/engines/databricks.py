@@ -1,0 +1,263 @@
+"""Databricks SQL warehouses through databricks-sql-connector. Results leave as Arrow.
+
+Authentication is the Databricks SDK's unified one (a PAT, OAuth machine-to-machine with a
+client id and secret, or a config profile), resolved once by `databricks.sdk.core.Config`
+and handed to the connector as its credentials provider. A client that logged in with
+its own Databricks token runs its queries with that token (`execute(sql, token=...)`),
+so Unity Catalog permissions apply per user. Queries carry the user agent `semproxy`
+and a query tag, so they are recognisable in the warehouse's query history.
+
+The connector blocks, so each query runs in a thread of its own (`threads.py`), fetching
+`fetchmany_arrow(BATCH_ROWS)` at a time; a cancel calls `cursor.cancel()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from semproxy.engines.base import ColumnInfo, TableInfo
+from semproxy.engines.threads import stream_in_thread
+from semproxy.errors import EngineError, EngineUnavailable, QueryCanceled
+
+BATCH_ROWS = 100_000
+DEFAULT_TIMEOUT_S = 120.0
+USER_AGENT = "semproxy"
+POOL_SIZE = 8
+
+
+@dataclass(frozen=True)
+class DatabricksTarget:
+    """Where and how to connect; secrets never appear in repr."""
+
+    host: str | None = None
+    http_path: str | None = None
+    warehouse_id: str | None = None
+    token: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    profile: str | None = None
+
+    def __repr__(self) -> str:
+        return f"DatabricksTarget(host={self.host!r}, http_path={self.resolved_http_path()!r})"
+
+    def resolved_http_path(self) -> str | None:
+        if self.http_path:
+            return self.http_path
+        return f"/sql/1.0/warehouses/{self.warehouse_id}" if self.warehouse_id else None
+
+
+class DatabricksEngine:
+    dialect = "databricks"
+
+    def __init__(
+        self,
+        target: DatabricksTarget,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        connect: Callable[..., Any] | None = None,
+    ) -> None:
+        """`connect` is `databricks.sql.connect` unless a test passes its fake."""
+        if not target.resolved_http_path():
+            raise EngineUnavailable(
+                "no Databricks SQL warehouse named",
+                hint="set DATABRICKS_HTTP_PATH or DATABRICKS_WAREHOUSE_ID",
+            )
+        self.target = target
+        self.timeout = timeout
+        self._connect = connect
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+        self._running: set[Any] = set()
+        self._config: Any = None
+
+    async def execute(self, sql: str, *, token: str | None = None) -> AsyncIterator[pa.RecordBatch]:
+        cursors: list[Any] = []
+
+        def produce() -> Iterator[pa.RecordBatch]:
+            conn, cursor = self._run(sql, token)
+            cursors.append(cursor)
+            self._running.add(cursor)
+            try:
+                with _errors(sql):
+                    sent = False
+                    while True:
+                        table = cursor.fetchmany_arrow(BATCH_ROWS)
+                        if table.num_rows == 0 and sent:
+                            break
+                        batches = table.combine_chunks().to_batches() or [_empty(table.schema)]
+                        yield from batches
+                        sent = True
+                        if table.num_rows < BATCH_ROWS:
+                            break
+            finally:
+                self._running.discard(cursor)
+                cursor.close()
+                self._release(conn, token)
+
+        def interrupt() -> None:
+            for cursor in cursors:
+                cursor.cancel()
+
+        async for batch in stream_in_thread(produce, interrupt, timeout=self.timeout):
+            yield batch
+
+    async def describe(self, sql: str) -> pa.Schema:
+        from sqlglot import exp, parse_one
+
+        limited = parse_one(sql, dialect=self.dialect)
+        assert isinstance(limited, exp.Query)
+        query = exp.select("*").from_(limited.subquery("q")).limit(0).sql(dialect=self.dialect)
+        async for batch in self.execute(query):
+            return batch.schema
+        raise EngineError("the warehouse returned no result schema", detail=sql)
+
+    async def cancel(self) -> None:
+        for cursor in list(self._running):
+            await asyncio.to_thread(cursor.cancel)
+
+    async def health(self) -> None:
+        async for _ in self.execute("SELECT 1"):
+            pass
+
+    async def aclose(self) -> None:
+        await self.cancel()
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            await asyncio.to_thread(conn.close)
+
+    async def list_catalogs(self) -> list[str]:
+        return [r[0] for r in await self._metadata(lambda c: c.catalogs())]
+
+    async def list_schemas(self, catalog: str | None = None) -> list[str]:
+        return [r[0] for r in await self._metadata(lambda c: c.schemas(catalog_name=catalog))]
+
+    async def list_tables(self, schema: str, catalog: str | None = None) -> list[TableInfo]:
+        rows = await self._metadata(lambda c: c.tables(catalog_name=catalog, schema_name=schema))
+        return [TableInfo(schema, r.TABLE_NAME, r.REMARKS or None) for r in rows]
+
+    async def list_columns(self, table: str, schema: str, catalog: str | None = None) -> list[ColumnInfo]:
+        rows = await self._metadata(
+            lambda c: c.columns(catalog_name=catalog, schema_name=schema, table_name=table)
+        )
+        return [ColumnInfo(r.COLUMN_NAME, r.TYPE_NAME, r.REMARKS or None) for r in rows]
+
+    async def _metadata(self, call: Callable[[Any], Any]) -> list[Any]:
+        def run() -> list[Any]:
+            conn = self._acquire(None)
+            try:
+                with _errors("metadata"), conn.cursor() as cursor:
+                    return list(call(cursor).fetchall())
+            finally:
+                self._release(conn, None)
+
+        return await asyncio.to_thread(run)
+
+    def _run(self, sql: str, token: str | None) -> tuple[Any, Any]:
+        """A connection and a cursor executing `sql`. A pooled connection that fails to
+        start the statement is replaced once; a second failure is EngineUnavailable."""
+        from databricks.sql.exc import Error, RequestError, ServerOperationError
+
+        for attempt in (1, 2):
+            conn = self._acquire(token)
+            cursor = conn.cursor()
+            try:
+                cursor.execute(sql)
+                return conn, cursor
+            except ServerOperationError as exc:  # the warehouse refused the statement
+                cursor.close()
+                self._release(conn, token)
+                raise _error(exc, sql) from exc
+            except (RequestError, Error, OSError) as exc:
+                cursor.close()
+                conn.close()  # a dead connection: dropped, not pooled
+                if attempt == 2:
+                    raise _unavailable(exc) from exc
+        raise AssertionError("unreachable")
+
+    def _acquire(self, token: str | None) -> Any:
+        if token is None:
+            with self._lock:
+                if self._idle:
+                    return self._idle.pop()
+        try:
+            return self._open(token)
+        except Exception as exc:  # noqa: BLE001 - the connector and the SDK raise many kinds
+            raise _unavailable(exc) from exc
+
+    def _release(self, conn: Any, token: str | None) -> None:
+        """Pool the service connection; a per-user one is closed (its token is not ours to keep)."""
+        with self._lock:
+            if token is None and len(self._idle) < POOL_SIZE:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def _open(self, token: str | None) -> Any:
+        from databricks.sdk.core import Config
+
+        connect = self._connect
+        if connect is None:
+            from databricks import sql as dbsql
+
+            connect = dbsql.connect
+        if self._config is None:
+            t = self.target
+            self._config = Config(
+                host=t.host, token=t.token, client_id=t.client_id, client_secret=t.client_secret, profile=t.profile
+            )
+        options: dict[str, Any] = {
+            "server_hostname": self._config.hostname,
+            "http_path": self.target.resolved_http_path(),
+            "user_agent_entry": USER_AGENT,
+            "query_tags": {"application": USER_AGENT},
+            "session_configuration": {"STATEMENT_TIMEOUT": str(int(self.timeout))},
+        }
+        if token is not None:
+            options["access_token"] = token
+        else:
+            config = self._config
+            options["credentials_provider"] = lambda: config.authenticate
+        return connect(**options)
+
+
+class _errors:
+    """Turn the connector's failures inside a running statement into semproxy's errors."""
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        from databricks.sql.exc import Error, RequestError
+
+        if isinstance(exc, RequestError):
+            raise _unavailable(exc) from exc
+        if isinstance(exc, Error):
+            raise _error(exc, self.sql) from exc
+
+
+def _error(exc: BaseException, sql: str) -> EngineError | QueryCanceled:
+    text = str(exc)
+    if "CANCEL" in text.upper():
+        return QueryCanceled(f"canceling statement: {text}")
+    return EngineError(f"the engine failed: {text}", detail=sql)
+
+
+def _unavailable(exc: BaseException) -> EngineUnavailable:
+    return EngineUnavailable(
+        f"the Databricks SQL warehouse is unreachable: {exc or type(exc).__name__}",
+        hint="check DATABRICKS_HOST, DATABRICKS_HTTP_PATH or DATABRICKS_WAREHOUSE_ID, and the credentials",
+    )
+
+
+def _empty(schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist([], schema=schema)
