@@ -139,3 +139,15 @@ def test_explain_returns_the_warehouse_sql_as_rows(registry: Registry) -> None:
     assert "\n".join(lines) == expected.sql(dialect="duckdb", pretty=True)
     [verbose] = route("EXPLAIN (ANALYZE, VERBOSE) SELECT MEASURE(revenue) FROM orders", registry)
     assert isinstance(verbose, Metric)
+
+
+def test_routes_are_cached_per_registry_but_refusals_are_not(registry: Registry) -> None:
+    fresh = Registry(categories=registry.categories)
+    text = "SELECT 1; SELECT region, MEASURE(revenue) FROM orders GROUP BY 1"
+    first = route(text, fresh)
+    again = route(text, fresh)
+    assert first == again and first[1] is again[1]
+    bad = "SELECT 1; SELECT regoin FROM orders"
+    one, two = route(bad, fresh)[1], route(bad, fresh)[1]
+    assert isinstance(one, Refused) and isinstance(two, Refused)
+    assert one.error is not two.error and one.error.position == two.error.position == bad.index("regoin") + 1

@@ -18,6 +18,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlglot import exp
 
@@ -31,6 +32,7 @@ from semproxy.sql import quirks
 from semproxy.sql.parse import output_name, parse_statement
 
 CACHE_SIZE = 2048
+SLOT = "semproxy_literal_"  # placeholder names of the plan cache's literal slots
 GRAIN = "grain"
 
 
@@ -51,7 +53,7 @@ def compile_query(
 
     Cached per Registry: the same text is a dict lookup; the same shape with other
     literal values in WHERE/HAVING/LIMIT reuses the plan and only fills the values in."""
-    cache = _cache(registry)
+    cache = plan_cache(registry)
     path = tuple(search_path)
     if isinstance(text, str):
         hit = cache.texts.get((text, path, dialect))
@@ -67,34 +69,37 @@ def compile_query(
     template = cache.shapes.get((shape, path, dialect))
     if template is None:
         template = _compile_tree(shape, registry, path, dialect)
-        _remember(cache.shapes, (shape, path, dialect), template)
+        remember(cache.shapes, (shape, path, dialect), template)
     result = _fill(template, values, dialect) if values else template
     if isinstance(text, str):
-        _remember(cache.texts, (text, path, dialect), result)
+        remember(cache.texts, (text, path, dialect), result)
     return result
 
 
 # -- the plan cache ----------------------------------------------------------------------
-class _Cache:
+class PlanCache:
+    """Per Registry: compiled statements by text, plans by shape, routes by query string."""
+
     def __init__(self) -> None:
+        self.routes: OrderedDict[tuple[str, tuple[str, ...], str], list[Any]] = OrderedDict()
         self.texts: OrderedDict[tuple[str, tuple[str, ...], str], CompiledQuery] = OrderedDict()
         self.shapes: OrderedDict[tuple[exp.Expr, tuple[str, ...], str], CompiledQuery] = OrderedDict()
 
 
-_CACHES: dict[int, tuple[weakref.ref[Registry], _Cache]] = {}
+_CACHES: dict[int, tuple[weakref.ref[Registry], PlanCache]] = {}
 
 
-def _cache(registry: Registry) -> _Cache:
+def plan_cache(registry: Registry) -> PlanCache:
     key = id(registry)
     found = _CACHES.get(key)
     if found is not None and found[0]() is registry:
         return found[1]
-    cache = _Cache()
+    cache = PlanCache()
     _CACHES[key] = (weakref.ref(registry, lambda _: _CACHES.pop(key, None)), cache)
     return cache
 
 
-def _remember(store: OrderedDict, key: object, value: CompiledQuery) -> None:  # type: ignore[type-arg]
+def remember(store: OrderedDict, key: object, value: Any) -> None:  # type: ignore[type-arg]
     store[key] = value
     if len(store) > CACHE_SIZE:
         store.popitem(last=False)
@@ -102,7 +107,7 @@ def _remember(store: OrderedDict, key: object, value: CompiledQuery) -> None:  #
 
 def _parameterize(tree: exp.Expr) -> tuple[exp.Expr, list[exp.Literal]]:
     """The tree with the literals of WHERE/HAVING comparisons and LIMIT/OFFSET replaced by
-    placeholders `:p<i>` (those never change a plan), and the literals taken out."""
+    placeholders (those never change a plan), and the literals taken out."""
     shape = tree.copy()
     values: list[exp.Literal] = []
     for select in shape.find_all(exp.Select):
@@ -115,15 +120,15 @@ def _parameterize(tree: exp.Expr) -> tuple[exp.Expr, list[exp.Literal]]:
                 if isinstance(parent, exp.Predicate | exp.Limit | exp.Offset | exp.Tuple) or isinstance(
                     lit.parent, exp.In
                 ):
-                    lit.replace(exp.Placeholder(this=f"p{len(values)}"))
+                    lit.replace(exp.Placeholder(this=f"{SLOT}{len(values)}"))
                     values.append(lit)
     return shape, values
 
 
 def _fill(template: CompiledQuery, values: list[exp.Literal], dialect: str) -> CompiledQuery:
     def put(node: exp.Expr) -> exp.Expr:
-        if isinstance(node, exp.Placeholder) and node.name.startswith("p") and node.name[1:].isdigit():
-            return values[int(node.name[1:])].copy()
+        if isinstance(node, exp.Placeholder) and node.name.startswith(SLOT):
+            return values[int(node.name[len(SLOT) :])].copy()
         return node
 
     tree = template.tree.transform(put)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from semproxy.errors import FeatureNotSupported, ReadOnlyViolation, SemproxyError, UndefinedTable
-from semproxy.plan.compile import CompiledQuery, compile_query
+from semproxy.plan.compile import CompiledQuery, compile_query, plan_cache, remember
 from semproxy.plan.tables import resolve_table, schema_index
 from semproxy.semantic.registry import Registry
 from semproxy.sql.parse import POSTGRES, parse_statement, split_statements, table_parts
@@ -58,7 +58,21 @@ Routed = Catalog | Metric | Refused | Empty
 def route(
     text: str, registry: Registry, search_path: Sequence[str] = ("production",), dialect: str = "duckdb"
 ) -> list[Routed]:
-    """Split `text` at top-level `;` and route each statement, keeping its exact text."""
+    """Split `text` at top-level `;` and route each statement, keeping its exact text.
+
+    Cached per Registry when nothing was refused: BI tools repeat the same strings."""
+    cache = plan_cache(registry).routes
+    key = (text, tuple(search_path), dialect)
+    hit = cache.get(key)
+    if hit is not None:
+        return list(hit)
+    routed = _route_all(text, registry, search_path, dialect)
+    if not any(isinstance(r, Refused) for r in routed):
+        remember(cache, key, routed)
+    return list(routed)
+
+
+def _route_all(text: str, registry: Registry, search_path: Sequence[str], dialect: str) -> list[Routed]:
     spans = split_statements(text)
     if not spans:
         return [Empty()]
