@@ -103,7 +103,7 @@ class Resolver:
             self._resolve(i.unalias() if isinstance(i, exp.Alias) else i, "view" if view else "select")
             for i in items
         ]
-        names = [output_name(i, self.scope.metrics) for i in items]
+        names = [output_name(i) for i in items]
         aliases = {
             ident_name(i.args["alias"]): r
             for i, r in zip(items, resolved, strict=True)
@@ -211,13 +211,10 @@ class Resolver:
             if isinstance(n, exp.Column) and not isinstance(n.this, exp.Star):
                 return self._column(n, clause)
             if _is_measure(n) or isinstance(n, exp.AggFunc | exp.Filter):
-                if clause in ("where", "group", "filter", "adhoc"):
-                    where = {
-                        "where": "WHERE",
-                        "group": "GROUP BY",
-                        "filter": "FILTER",
-                        "adhoc": "an aggregate",
-                    }[clause]
+                if clause == "adhoc":
+                    raise GroupingError("aggregate function calls cannot be nested", position=position(n))
+                if clause in ("where", "group", "filter"):
+                    where = {"where": "WHERE", "group": "GROUP BY", "filter": "FILTER"}[clause]
                     raise GroupingError(
                         f"aggregate functions are not allowed in {where}",
                         position=position(n),
@@ -304,14 +301,9 @@ class Resolver:
                 else "it takes one metric column"
             )
             raise GroupingError(f"MEASURE() needs a metric column: {what}", position=position(node))
-        inner = node.copy()
+        inner = node.copy()  # an aggregate over dimensions: MIN(order_date), COUNT(DISTINCT status)
         for child in list(inner.iter_expressions()):
             child.replace(self._resolve(child, "adhoc"))
-        if inner.find(MetricValue):
-            raise GroupingError(
-                "a metric column can only be aggregated on its own, e.g. SUM(revenue)",
-                position=position(node),
-            )
         return self._count_rows(node, filters, inner)
 
     def _metric_agg(

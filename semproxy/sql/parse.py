@@ -103,7 +103,7 @@ def did_you_mean(name: str, names: tuple[str, ...] | list[str]) -> str | None:
     return " or ".join(f'"{c}"' for c in close) if close else None
 
 
-def output_name(item: exp.Expr, metrics: tuple[str, ...] = ()) -> str:
+def output_name(item: exp.Expr) -> str:
     """The column name Postgres gives a select item (`?column?` when it has none).
 
     `MEASURE(revenue)` is named `revenue`, as a metric view names it."""
@@ -112,12 +112,12 @@ def output_name(item: exp.Expr, metrics: tuple[str, ...] = ()) -> str:
     if isinstance(item, exp.Column):
         return ident_name(item.this)
     if isinstance(item, exp.Cast):
-        inner = output_name(item.this, metrics)
+        inner = output_name(item.this)
         return inner if inner != "?column?" else item.to.sql(POSTGRES).lower()
     if isinstance(item, exp.Filter):
-        return output_name(item.this, metrics)
+        return output_name(item.this)
     if isinstance(item, exp.Anonymous) and item.name.upper() == "MEASURE" and len(item.expressions) == 1:
-        return output_name(item.expressions[0], metrics)
+        return output_name(item.expressions[0])
     if isinstance(item, exp.Case):
         return "case"
     if isinstance(item, exp.Func):
