@@ -33,8 +33,24 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="Postgres port (SEMPROXY_PORT, default 5433)")
     serve.add_argument("--http-port", type=int, help="HTTP port (SEMPROXY_HTTP_PORT, default 8080)")
     serve.add_argument("--state-dir", help="where the catalog server keeps its data (SEMPROXY_STATE_DIR)")
-    serve.add_argument("--auth", help="authentication method (SEMPROXY_AUTH; default trust, loopback only)")
+    serve.add_argument(
+        "--auth",
+        choices=["trust", "password", "md5", "scram-sha-256"],
+        help="Postgres auth method (SEMPROXY_AUTH; default scram-sha-256 with --users, else trust on loopback)",
+    )
+    serve.add_argument("--users", help="users file written by `semproxy users add` (SEMPROXY_USERS)")
+    serve.add_argument("--tls-cert", help="TLS certificate (PEM) for SSLRequest (SEMPROXY_TLS_CERT)")
+    serve.add_argument("--tls-key", help="its private key (PEM) (SEMPROXY_TLS_KEY)")
+    serve.add_argument(
+        "--require-tls", action="store_true", default=None, help="refuse connections without TLS"
+    )
     serve.add_argument("--log-level", help="debug, info, warning (SEMPROXY_LOG_LEVEL)")
+
+    users = sub.add_parser("users", help="manage the users file of the Postgres port")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    add = users_sub.add_parser("add", help="add or replace a user; the password is read from stdin")
+    add.add_argument("--users", required=True, help="the users file (created if missing)")
+    add.add_argument("name")
 
     data = sub.add_parser("demo-data", help="generate the demo DuckDB database")
     data.add_argument("--database", default="data/demo.duckdb")
@@ -75,6 +91,10 @@ def _serve(args: argparse.Namespace) -> int:
         "http_port": args.http_port,
         "state_dir": args.state_dir,
         "auth": args.auth,
+        "users": args.users,
+        "tls_cert": args.tls_cert,
+        "tls_key": args.tls_key,
+        "require_tls": args.require_tls,
         "log_level": args.log_level,
     }
     settings = Settings.load(flags)
@@ -126,7 +146,23 @@ def _compile(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": _serve, "demo-data": _demo_data, "validate": _validate, "compile": _compile}
+def _users(args: argparse.Namespace) -> int:
+    from semproxy.auth.users import UsersFile
+
+    # one line from stdin, so `echo secret | semproxy users add` and a prompt-less pipe both work
+    password = sys.stdin.readline().rstrip("\r\n")
+    UsersFile(Path(args.users)).add(args.name, password)
+    print(f"{args.name} written to {args.users}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {
+    "serve": _serve,
+    "users": _users,
+    "demo-data": _demo_data,
+    "validate": _validate,
+    "compile": _compile,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

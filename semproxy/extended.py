@@ -10,7 +10,6 @@ After an error, messages are discarded until Sync, as Postgres does.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ import sqlglot
 from sqlglot import exp
 
 from semproxy.catalog import quirks as catalog_quirks
+from semproxy.cursors import RowStream, named
 from semproxy.errors import (
     DuplicatePreparedStatement,
     InvalidCursorName,
@@ -61,10 +61,7 @@ class Portal:
     on_catalog: bool
     compiled: CompiledQuery | None = None
     formats: tuple[int, ...] = ()
-    stream: AsyncIterator[pa.RecordBatch] | None = None
-    leftover: pa.RecordBatch | None = None
-    sent: int = 0
-    done: bool = False
+    rows: RowStream | None = None
 
 
 @dataclass
@@ -76,6 +73,7 @@ class Extended:
     forwarded: bool = False  # something went to the catalog since the last Sync
     skipping: bool = False  # an error happened: discard until Sync
     failed_locally: bool = False
+    heads: set[str] = field(default_factory=set)  # of the catalog statements parsed since the last Sync
 
     async def handle(self, msg: m.FrontendMessage) -> None:
         if isinstance(msg, m.Sync):
@@ -136,13 +134,15 @@ class Extended:
             async for type_, payload in catalog.read_until({b"Z"}):
                 if type_ != b"Z":
                     self.session.relay_frame(type_, payload)
+            await self.session.after_relay(self.heads)
         if self.failed_locally:
             await self.session.abort_block()
         self.forwarded = self.skipping = self.failed_locally = False
+        self.heads = set()
         if self.session.status() == "I":  # portals live until the end of their transaction
             for portal in self.portals.values():
-                if portal.stream is not None:
-                    await portal.stream.aclose()  # type: ignore[attr-defined]
+                if portal.rows is not None:
+                    await portal.rows.close()
             self.portals.clear()
         self.session.ready()
 
@@ -217,36 +217,18 @@ class Extended:
         if portal.compiled is None:
             self.session.send(m.EmptyQueryResponse())
             return
-        if portal.done:
-            self.session.send(m.CommandComplete(f"SELECT {portal.sent}"))
-            return
-        if portal.stream is None:
-            portal.stream = self.session.server.engine.execute(portal.compiled.sql)
+        if portal.rows is None:
+            portal.rows = RowStream(self.session.server.engine.execute(portal.compiled.sql))
+        rows, timezone = portal.rows, self.session.timezone
         try:
-            limit = msg.max_rows if msg.max_rows > 0 else None
-            sent_now = 0
-            while limit is None or sent_now < limit:
-                batch = portal.leftover
-                portal.leftover = None
-                if batch is None:
-                    batch = await anext(portal.stream, None)
-                    if batch is None:
-                        portal.done = True
-                        break
-                if limit is not None and batch.num_rows > limit - sent_now:
-                    portal.leftover = batch.slice(limit - sent_now)
-                    batch = batch.slice(0, limit - sent_now)
-                if batch.num_rows:
-                    await self.session.write_rows(encode_batch(batch, portal.formats))
-                sent_now += batch.num_rows
-                portal.sent += batch.num_rows
-            if portal.done:
-                self.session.send(m.CommandComplete(f"SELECT {portal.sent}"))
+            async for batch in rows.take(msg.max_rows if msg.max_rows > 0 else None):
+                await self.session.write_rows(encode_batch(batch, portal.formats, timezone))
+            if rows.done:
+                self.session.send(m.CommandComplete(f"SELECT {rows.sent}"))
             else:
                 self.session.send(m.PortalSuspended())
         except BaseException:
-            portal.done = True  # a failed or cancelled portal is finished: free the engine's query
-            await portal.stream.aclose()  # type: ignore[attr-defined]
+            await rows.close()  # a failed or cancelled portal is finished: free the engine's query
             raise
 
     async def _close(self, msg: m.Close) -> None:
@@ -255,8 +237,8 @@ class Extended:
         if item is not None and item.on_catalog:
             await self._forward(msg)
             return
-        if isinstance(item, Portal) and item.stream is not None:
-            await item.stream.aclose()  # type: ignore[attr-defined]
+        if isinstance(item, Portal) and item.rows is not None:
+            await item.rows.close()
         await self._drain()
         self.session.send(m.CloseComplete())
 
@@ -284,8 +266,6 @@ class Extended:
                 return prepared.schema
             nulls = [None] * len(prepared.param_types)
             compiled = self._compile(bind(prepared.tree, nulls, (), prepared.param_types))
-        schema = await self.session.server.engine.describe(compiled.sql)
-        names = [*compiled.columns, *schema.names[len(compiled.columns) :]]
-        schema = pa.schema([f.with_name(n) for f, n in zip(schema, names, strict=True)])
+        schema = named(await self.session.server.engine.describe(compiled.sql), compiled)
         prepared.schema = schema
         return schema

@@ -4,21 +4,26 @@ one engine and one catalog server, on one asyncio (uvloop) event loop."""
 from __future__ import annotations
 
 import asyncio
+import hmac
 import itertools
 import os
 import signal
+import ssl
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 from sqlglot import exp
 
+from semproxy.auth.methods import PasswordVerifier
+from semproxy.auth.users import UsersFile
 from semproxy.catalog.server import CatalogServer
 from semproxy.catalog.specs import table_specs
 from semproxy.catalog.sync import sync_catalog
 from semproxy.config import Settings
 from semproxy.engines.base import Engine
-from semproxy.errors import ModelError
+from semproxy.errors import ConfigError, ModelError
 from semproxy.semantic.load import ModelErrors
 from semproxy.semantic.registry import Registry
 
@@ -40,6 +45,11 @@ class Server:
         self.model_errors: list[ModelError] = []  # of the last reload that failed, until one succeeds
         self._reload_lock = asyncio.Lock()
         self._pids = itertools.count(os.getpid() * 1000 % 2_000_000_000 + 1)
+        self.tls = tls_context(settings)
+        self.users = UsersFile(Path(settings.users)) if settings.users else None
+        # the `password` method's check of a cleartext password; None: the users file.
+        # The JWT and Databricks-token modes set their own.
+        self.password_verifier: PasswordVerifier | None = None
 
     @property
     def server_version(self) -> str:
@@ -54,7 +64,7 @@ class Server:
     def cancel(self, pid: int, key: bytes) -> None:
         """A CancelRequest: only the right secret key cancels, and nothing is said either way."""
         session = self.sessions.get(pid)
-        if session is not None and session.key == key:
+        if session is not None and hmac.compare_digest(session.key, key):
             session.cancel()
 
     async def install(self, registry: Registry) -> None:
@@ -101,7 +111,24 @@ class Server:
         await session.run()
 
 
-async def serve(settings: Settings, registry: Registry, engine: Engine, ready: asyncio.Event | None = None) -> None:
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server side of TLS from the configured certificate and key; None when not configured."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot load the TLS certificate {settings.tls_cert} and key {settings.tls_key}: {exc}"
+        ) from exc
+    return context
+
+
+async def serve(
+    settings: Settings, registry: Registry, engine: Engine, ready: asyncio.Event | None = None
+) -> None:
     """Start everything, serve until SIGINT/SIGTERM, then stop everything."""
     from semproxy.admin.app import serve_http
 

@@ -1,23 +1,31 @@
-"""One client connection: startup, authentication, and the simple query protocol.
+"""One client connection: startup (semproxy.startup), then the simple query protocol here and
+the extended one in semproxy.extended.
 
 Statements about metric tables are compiled and run on the engine; every other statement
 is relayed, as the client wrote it, to this session's own connection on the catalog server
-(a real PostgreSQL), so catalog answers, errors and settings are exactly Postgres's.
+(a real PostgreSQL), so catalog answers, errors, transaction state and settings are exactly
+Postgres's. After a relayed SET/RESET/DISCARD or the end of a transaction, the settings
+that matter to us (search_path, statement_timeout) are read back from the catalog server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import pyarrow as pa
 import structlog
 
 from semproxy.catalog import quirks as catalog_quirks
+from semproxy.config import is_loopback
+from semproxy.cursors import cursor_name, head, parse_close, parse_declare, parse_fetch
 from semproxy.errors import (
+    FeatureNotSupported,
+    IdleSessionTimeout,
     InFailedTransaction,
+    InternalError,
     ProtocolViolation,
     QueryCanceled,
     SemproxyError,
@@ -25,10 +33,12 @@ from semproxy.errors import (
 )
 from semproxy.extended import Extended
 from semproxy.pg import messages as m
+from semproxy.pg.client import decode_backend
 from semproxy.pg.codec import FrontendDecoder, encode, encode_error
 from semproxy.pg.framing import frame
-from semproxy.pg.rows import encode_batch, row_description
+from semproxy.results import Results
 from semproxy.sql.route import Catalog, Empty, Metric, Refused, Routed, route
+from semproxy.startup import authenticate, greeting, handshake
 
 EXTENDED = (m.Parse, m.Bind, m.Describe, m.Execute, m.Close, m.Sync, m.Flush)
 
@@ -40,21 +50,28 @@ log = structlog.get_logger("semproxy.session")
 T = TypeVar("T")
 
 READ_CHUNK = 256 * 1024
-# Reported to the client at startup; server_version comes from the catalog server.
-FIXED_PARAMETERS = {
-    "server_encoding": "UTF8",
-    "client_encoding": "UTF8",
-    "DateStyle": "ISO, MDY",
-    "IntervalStyle": "postgres",
-    "integer_datetimes": "on",
-    "standard_conforming_strings": "on",
-    "is_superuser": "off",
-}
+AUTH_TIMEOUT = 60.0  # Postgres's authentication_timeout: the whole startup must finish by then
 # Postgres starts a session with these, and takes them from the startup packet.
 CLIENT_SETTABLE = ("application_name", "TimeZone", "DateStyle", "extra_float_digits", "search_path")
 # Poisons the catalog server's transaction block after a metric statement failed inside it,
 # so that Postgres itself enforces 25P02 until ROLLBACK, exactly as it would have.
 _ABORT_BLOCK = "DO $$BEGIN RAISE EXCEPTION 'semproxy: a metric statement failed'; END$$"
+_READ_SETTINGS = "SELECT current_setting('search_path'), current_setting('statement_timeout')"
+# Statements after which search_path or statement_timeout may have changed
+SETTING_HEADS = frozenset({"SET", "RESET", "DISCARD", "COMMIT", "END", "ROLLBACK", "ABORT", "RELEASE"})
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """A Postgres time setting as seconds: '0' -> 0, '250ms' -> 0.25, '5s' -> 5, '1min' -> 60."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", text)
+    if found is None:
+        return 0.0
+    return float(found.group(1)) * _UNITS.get(found.group(2) or "ms", 1e-3)
+
+
+def parse_search_path(text: str) -> list[str]:
+    return [p.strip().strip('"') for p in text.split(",") if p.strip()]
 
 
 class Disconnected(Exception):
@@ -66,31 +83,35 @@ class Session:
         self.server = server
         self.reader = reader
         self.writer = writer
-        self.decoder = FrontendDecoder()
+        self.decoder = FrontendDecoder(server.settings.max_message)
         self.pid = server.next_pid()
         self.key = secrets.token_bytes(4)
         self.params: dict[str, str] = {}
         self.catalog: CatalogConnection | None = None
         self.timezone = "UTC"
+        self.tls = False
+        peer = writer.get_extra_info("peername")
+        self.peer_is_loopback = isinstance(peer, tuple) and is_loopback(str(peer[0]))
+        self.results = Results(self)
+        self._search_path = ["production"]
+        self.statement_timeout = 0.0  # seconds; 0 = none
         self._running: asyncio.Future[Any] | None = None
+        self._cancel_reason = "user request"
         self._catalog_cancel: asyncio.Future[None] | None = None
 
     # -- plumbing ---------------------------------------------------------------
-    async def _next(self) -> m.FrontendMessage:
+    async def next_message(self, timeout: float | None = None) -> m.FrontendMessage:
         while (msg := self.decoder.next_message()) is None:
-            data = await self.reader.read(READ_CHUNK)
+            read = self.reader.read(READ_CHUNK)
+            try:
+                data = await (asyncio.wait_for(read, timeout) if timeout else read)
+            except TimeoutError:
+                raise IdleSessionTimeout("terminating connection due to idle-session timeout") from None
             if not data:
                 raise Disconnected
             self.decoder.feed(data)
         return msg
 
-    def _send(self, *msgs: m.BackendMessage) -> None:
-        self.writer.write(b"".join(encode(x) for x in msgs))
-
-    async def _flush(self) -> None:
-        await self.writer.drain()
-
-    # -- what the extended protocol uses --------------------------------------------
     def send(self, msg: m.BackendMessage) -> None:
         self.writer.write(encode(msg))
 
@@ -119,22 +140,37 @@ class Session:
     # -- lifecycle --------------------------------------------------------------
     async def run(self) -> None:
         try:
-            if await self._startup():
-                await self._serve()
-        except ProtocolViolation as exc:
-            log.info("protocol violation", pid=self.pid, error=exc.message)
+            async with asyncio.timeout(AUTH_TIMEOUT):
+                startup = await handshake(self)
+                if startup is None:
+                    return
+                await authenticate(self, startup)
+            self._begin(startup)
+            await self._serve()
+        except SemproxyError as exc:  # FATAL: protocol violations, failed logins, idle timeout
+            log.info("session ended", pid=self.pid, sqlstate=exc.sqlstate, error=exc.message)
             self.writer.write(encode_error(exc))
-        except (Disconnected, ConnectionError, asyncio.IncompleteReadError):
+        except (Disconnected, ConnectionError, TimeoutError, asyncio.IncompleteReadError, OSError):
             pass
+        except Exception as exc:  # a bug ends this session, never the server
+            log.exception("session failed", pid=self.pid)
+            self.writer.write(encode_error(InternalError(f"internal error: {type(exc).__name__}")))
         finally:
-            self.server.forget(self)
-            if self.catalog is not None:
-                await self.catalog.close()
-            try:
-                self.writer.close()
-                await self.writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
+            await self._end()
+
+    async def _end(self) -> None:
+        self.server.forget(self)
+        try:
+            await self.results.close_all()
+        except Exception:  # the engine query may already have failed; the session is over anyway
+            log.debug("closing cursors failed", pid=self.pid)
+        if self.catalog is not None:
+            await self.catalog.close()
+        try:
+            self.writer.close()
+            await self.writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
 
     async def refuse_too_many(self) -> None:
         self.writer.write(encode_error(TooManyConnections("sorry, too many clients already")))
@@ -143,46 +179,18 @@ class Session:
         finally:
             self.writer.close()
 
-    async def _startup(self) -> bool:
-        while True:
-            msg = await self._next()
-            if isinstance(msg, m.SSLRequest | m.GSSENCRequest):
-                self.writer.write(b"N")  # no TLS yet: the client may go on in plain text
-                continue
-            if isinstance(msg, m.CancelRequest):
-                self.server.cancel(msg.pid, msg.key)
-                return False
-            if isinstance(msg, m.StartupMessage):
-                break
-            raise ProtocolViolation(f"expected a startup message, got {type(msg).__name__}")
-        if msg.protocol >> 16 != 3:
-            raise ProtocolViolation(f"unsupported frontend protocol {msg.protocol >> 16}.{msg.protocol & 0xFFFF}")
-        self.params = dict(msg.params)
-        if "user" not in self.params:
-            raise ProtocolViolation("no PostgreSQL user name specified in startup packet")
-        out: list[m.BackendMessage] = []
-        unrecognized = tuple(k for k in self.params if k.startswith("_pq_."))
-        if msg.protocol & 0xFFFF or unrecognized:
-            out.append(m.NegotiateProtocolVersion(0, unrecognized))
-        out.append(m.AuthenticationOk())
-        reported = {
-            **FIXED_PARAMETERS,
-            "server_version": self.server.server_version,
-            "application_name": self.params.get("application_name", ""),
-            "session_authorization": self.params["user"],
-            "TimeZone": self.params.get("TimeZone", "UTC"),
-        }
-        self.timezone = reported["TimeZone"]
-        out += [m.ParameterStatus(k, v) for k, v in reported.items()]
-        out += [m.BackendKeyData(self.pid, self.key), m.ReadyForQuery("I")]
-        self._send(*out)
-        await self._flush()
-        return True
+    def _begin(self, startup: m.StartupMessage) -> None:
+        self.params = dict(startup.params)
+        self.timezone = self.params.get("TimeZone", "UTC")
+        self._search_path = parse_search_path(self.params.get("search_path", "production"))
+        self.statement_timeout = parse_duration(self.params.get("statement_timeout", "0"))
+        self.writer.write(b"".join(encode(x) for x in greeting(self, startup)))
 
     async def _serve(self) -> None:
         extended = Extended(self)
+        idle = self.server.settings.idle_session_timeout or None
         while True:
-            msg = await self._next()
+            msg = await self.next_message(idle)
             if isinstance(msg, m.Query):
                 await self._simple_query(msg.sql)
             elif isinstance(msg, m.Terminate):
@@ -193,7 +201,7 @@ class Session:
                     continue  # the socket buffer is drained at Sync and Flush
             else:
                 raise ProtocolViolation(f"unexpected message {type(msg).__name__} after startup")
-            await self._flush()
+            await self.writer.drain()
 
     # -- simple query -----------------------------------------------------------
     async def _simple_query(self, text: str) -> None:
@@ -203,63 +211,70 @@ class Session:
             )
         except SemproxyError as exc:
             statements = [Refused(text, exc)]
-        if statements and all(isinstance(s, Catalog) for s in statements):
-            await self._relay(text)  # as one message: Postgres keeps its implicit-transaction rules
-        elif not statements:
-            self._send(m.EmptyQueryResponse())
+        if statements and all(isinstance(s, Catalog) and not self._owns(s.sql) for s in statements):
+            # as one message: Postgres keeps its implicit-transaction rules
+            await self._relay(text, {head(s.sql) for s in statements if isinstance(s, Catalog)})
         else:
             for statement in statements:
                 if not await self._statement(statement):
                     break
-        self._send(m.ReadyForQuery(self.status()))
+        self.ready()
+
+    def _owns(self, sql: str) -> bool:
+        """A cursor statement over a metric query, or naming a cursor of ours."""
+        word = head(sql)
+        if word == "DECLARE":
+            declare = parse_declare(sql)
+            return declare is not None and self._metric(declare.query) is not None
+        return word in ("FETCH", "MOVE", "CLOSE") and cursor_name(sql) in self.results.cursors
+
+    def _metric(self, sql: str) -> Metric | None:
+        routed = route(sql, self.server.registry, self.search_path(), self.server.engine.dialect)
+        return routed[0] if len(routed) == 1 and isinstance(routed[0], Metric) else None
 
     async def _statement(self, statement: Routed) -> bool:
         """Run one statement; False when it failed (the rest of the message is skipped)."""
         if isinstance(statement, Empty):
-            self._send(m.EmptyQueryResponse())
+            self.send(m.EmptyQueryResponse())
             return True
-        if isinstance(statement, Catalog):
-            return await self._relay(statement.sql)
+        if isinstance(statement, Catalog) and not self._owns(statement.sql):
+            return await self._relay(statement.sql, {head(statement.sql)})
         try:
             if self.status() == "E":
                 raise InFailedTransaction(
                     "current transaction is aborted, commands ignored until end of transaction block"
                 )
-            if isinstance(statement, Refused):
-                raise statement.error
-            assert isinstance(statement, Metric)
-            await self.cancellable(self._run_metric(statement))
+            if isinstance(statement, Catalog):
+                await self.cancellable(self._cursor_statement(statement.sql))
+            elif isinstance(statement, Refused):
+                copy = self.results.copy_query(statement.sql) if head(statement.sql) == "COPY" else None
+                if copy is None:
+                    raise statement.error
+                await self.cancellable(self.results.copy(*copy))
+            else:
+                assert isinstance(statement, Metric)
+                log.debug("metric query", pid=self.pid, sql=statement.compiled.sql)
+                await self.cancellable(self.results.select(statement.compiled))
             return True
         except SemproxyError as exc:
-            await self._fail(exc)
+            self.send_error(exc)
+            await self.abort_block()
             return False
 
-    async def _fail(self, exc: SemproxyError) -> None:
-        self.send_error(exc)
-        await self.abort_block()
+    async def _cursor_statement(self, sql: str) -> None:
+        declare, fetch, close = parse_declare(sql), parse_fetch(sql), parse_close(sql)
+        if declare is not None:
+            metric = self._metric(declare.query)
+            assert metric is not None
+            self.results.declare(declare, metric.compiled)
+        elif fetch is not None:
+            await self.results.fetch(fetch)
+        elif close is not None:
+            await self.results.close(close)
+        else:
+            raise FeatureNotSupported("a cursor over a metric query can only FETCH or MOVE forward")
 
-    async def _run_metric(self, statement: Metric) -> None:
-        compiled = statement.compiled
-        log.debug("metric query", pid=self.pid, sql=compiled.sql)
-        rows = 0
-        described = False
-        batches = self.server.engine.execute(compiled.sql)
-        try:
-            async for batch in batches:
-                if not described:
-                    names = [*compiled.columns, *batch.schema.names[len(compiled.columns) :]]
-                    schema = pa.schema([f.with_name(n) for f, n in zip(batch.schema, names, strict=True)])
-                    self._send(row_description(schema, None))
-                    described = True
-                if batch.num_rows:
-                    self.writer.write(encode_batch(batch, None))
-                    rows += batch.num_rows
-                    await self.writer.drain()
-        finally:
-            await batches.aclose()  # type: ignore[attr-defined]
-        self._send(m.CommandComplete(f"SELECT {rows}"))
-
-    async def _relay(self, sql: str) -> bool:
+    async def _relay(self, sql: str, heads: set[str]) -> bool:
         """Relay one Query to the catalog server; True when it raised no error."""
         catalog = await self.catalog_connection()
         ok = True
@@ -277,7 +292,21 @@ class Session:
                 out = bytearray()
                 await self.writer.drain()
         self.writer.write(out)
+        await self.after_relay(heads)
         return ok
+
+    async def after_relay(self, heads: set[str]) -> None:
+        """Settings and cursors follow what the relayed statements did."""
+        if self.status() == "I":
+            await self.results.end_of_transaction()
+        if heads & SETTING_HEADS and self.status() != "E" and self.catalog is not None:
+            async for type_, payload in self.catalog.simple_query(_READ_SETTINGS):
+                if type_ == b"D":
+                    row = decode_backend(type_, payload)
+                    assert isinstance(row, m.DataRow)
+                    path, timeout = ((v or b"").decode() for v in row.values)
+                    self._search_path = parse_search_path(path)
+                    self.statement_timeout = parse_duration(timeout)
 
     def _note_parameter(self, payload: bytes) -> None:
         name, _, rest = payload.partition(b"\0")
@@ -296,22 +325,33 @@ class Session:
         return self.catalog.transaction_status if self.catalog is not None else "I"
 
     def search_path(self) -> list[str]:
-        raw = self.params.get("search_path", "production")
-        return [p.strip().strip('"') for p in raw.split(",") if p.strip()]
+        return self._search_path
 
+    # -- cancel and statement_timeout -----------------------------------------------------
     async def cancellable(self, work: Awaitable[T]) -> T:
-        """Run `work` so that a CancelRequest for this session interrupts it with 57014."""
+        """Run `work` so that a CancelRequest for this session, or statement_timeout,
+        interrupts it with 57014 (the engine query is stopped when its iterator closes)."""
         task = asyncio.ensure_future(work)
         self._running = task
+        self._cancel_reason = "user request"
+        timer = None
+        if self.statement_timeout > 0:
+            timer = asyncio.get_running_loop().call_later(self.statement_timeout, self._time_out, task)
         try:
             return await task
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise  # the session itself is being stopped
-            raise QueryCanceled("canceling statement due to user request") from None
+            raise QueryCanceled(f"canceling statement due to {self._cancel_reason}") from None
         finally:
             self._running = None
+            if timer is not None:
+                timer.cancel()
+
+    def _time_out(self, task: asyncio.Future[Any]) -> None:
+        self._cancel_reason = "statement timeout"
+        task.cancel()
 
     def cancel(self) -> None:
         """A CancelRequest for this session: stop what it is running, if anything."""

@@ -92,6 +92,10 @@ _BACKEND: dict[bytes, tuple[str, Callable[[Reader], Any]]] = {
     ),
     b"s": ("PortalSuspended", lambda r: m.PortalSuspended()),
     b"v": ("NegotiateProtocolVersion", _negotiate),
+    b"H": (
+        "CopyOutResponse",
+        lambda r: m.CopyOutResponse(r.take(1)[0], tuple(r.int16() for _ in range(r.int16()))),
+    ),
     b"d": ("CopyData", lambda r: m.CopyData(r.rest())),
     b"c": ("CopyDone", lambda r: m.CopyDone()),
 }

@@ -165,6 +165,10 @@ class FrontendDecoder:
     def feed(self, data: bytes) -> None:
         self._frames.buf += data
 
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as messages."""
+        return len(self._frames.buf) + sum(5 + len(p) for _, p in self._frames.ready)
+
     def next_message(self) -> m.FrontendMessage | None:
         """The next complete message, or None until more bytes are fed."""
         if self._startup:
@@ -255,6 +259,9 @@ _ENCODERS: dict[type, Callable[[Any], bytes]] = {
     m.NegotiateProtocolVersion: lambda x: frame(
         b"v",
         I32X2.pack(0x30000 | x.newest_minor, len(x.unrecognized)) + b"".join(map(cstr, x.unrecognized)),
+    ),
+    m.CopyOutResponse: lambda x: frame(
+        b"H", bytes([x.format]) + I16.pack(len(x.column_formats)) + b"".join(map(I16.pack, x.column_formats))
     ),
     m.CopyData: lambda x: frame(b"d", x.data),
     m.CopyDone: lambda x: b"c\0\0\0\4",

@@ -243,6 +243,12 @@ class PortalSuspended:
 
 
 @dataclass(frozen=True, slots=True)
+class CopyOutResponse:
+    format: int  # 0 text (and CSV), 1 binary
+    column_formats: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class NegotiateProtocolVersion:
     newest_minor: int
     unrecognized: tuple[str, ...]
@@ -271,6 +277,7 @@ BackendMessage = (
     | ParameterDescription
     | PortalSuspended
     | NegotiateProtocolVersion
+    | CopyOutResponse
     | CopyData
     | CopyDone
 )
