@@ -97,6 +97,7 @@ class Session:
         self.statement_timeout = 0.0  # seconds; 0 = none
         self._running: asyncio.Future[Any] | None = None
         self._cancel_reason = "user request"
+        self._stopped: asyncio.Future[Any] | None = None  # the task we cancelled, if any
         self._catalog_cancel: asyncio.Future[None] | None = None
 
     # -- plumbing ---------------------------------------------------------------
@@ -206,9 +207,7 @@ class Session:
     # -- simple query -----------------------------------------------------------
     async def _simple_query(self, text: str) -> None:
         try:
-            statements = route(
-                text, self.server.registry, self.search_path(), self.server.engine.dialect
-            )
+            statements = route(text, self.server.registry, self.search_path(), self.server.engine.dialect)
         except SemproxyError as exc:
             statements = [Refused(text, exc)]
         if statements and all(isinstance(s, Catalog) and not self._owns(s.sql) for s in statements):
@@ -336,7 +335,10 @@ class Session:
         self._cancel_reason = "user request"
         timer = None
         if self.statement_timeout > 0:
-            timer = asyncio.get_running_loop().call_later(self.statement_timeout, self._time_out, task)
+            timer = asyncio.get_running_loop().call_later(
+                self.statement_timeout, self._stop, task, "statement timeout"
+            )
+        watcher = asyncio.ensure_future(self._watch_hangup(task))
         try:
             return await task
         except asyncio.CancelledError:
@@ -344,18 +346,40 @@ class Session:
             if current is not None and current.cancelling():
                 raise  # the session itself is being stopped
             raise QueryCanceled(f"canceling statement due to {self._cancel_reason}") from None
+        except Exception as exc:
+            if self._stopped is not task or isinstance(exc, QueryCanceled):
+                raise
+            # we stopped it, and the engine's clean-up raised instead of the cancel: still a cancel
+            log.info("engine error after cancel", pid=self.pid, error=repr(exc))
+            raise QueryCanceled(f"canceling statement due to {self._cancel_reason}") from None
         finally:
             self._running = None
+            watcher.cancel()
+            await asyncio.wait([watcher])  # its read must be off the reader before the next one
             if timer is not None:
                 timer.cancel()
 
-    def _time_out(self, task: asyncio.Future[Any]) -> None:
-        self._cancel_reason = "statement timeout"
+    def _stop(self, task: asyncio.Future[Any], reason: str) -> None:
+        self._cancel_reason = reason
+        self._stopped = task
         task.cancel()
+
+    async def _watch_hangup(self, task: asyncio.Future[Any]) -> None:
+        """A client that hangs up while its query runs stops the query (and the engine's work).
+        Bytes that arrive meanwhile (pipelined messages) are kept for the decoder; one read
+        at most, so a client cannot make us buffer without bound."""
+        try:
+            data = await self.reader.read(READ_CHUNK)
+        except (ConnectionError, OSError):
+            data = b""
+        if data:
+            self.decoder.feed(data)
+        else:
+            self._stop(task, "client disconnect")
 
     def cancel(self) -> None:
         """A CancelRequest for this session: stop what it is running, if anything."""
         if self._running is not None:
-            self._running.cancel()
+            self._stop(self._running, "user request")
         elif self.catalog is not None:
             self._catalog_cancel = asyncio.ensure_future(self.catalog.cancel())  # keep a reference
