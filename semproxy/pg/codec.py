@@ -173,6 +173,10 @@ class FrontendDecoder:
         """The next complete message, or None until more bytes are fed."""
         if self._startup:
             return self._next_startup()
+        buf = self._frames.buf
+        if not self._frames.ready and buf and bytes(buf[:1]) not in _FRONTEND:
+            # refuse an unknown type at once, not after waiting for the length it announces
+            raise ProtocolViolation(f"invalid frontend message type {buf[0]}")
         got = self._frames.next_frame()
         if got is None:
             return None
