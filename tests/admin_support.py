@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -51,13 +52,22 @@ def write_users(path: Path) -> None:
         users.add(name, PASSWORD)
 
 
+@contextmanager
+def private_tmp() -> Iterator[Path]:
+    """A folder for a catalog server's state: not under pytest's tmp_path, because as root
+    the server runs as another user that must traverse the path, and any pytest session
+    started meanwhile (a colleague's) makes /tmp/pytest-of-root private again."""
+    path = Path(tempfile.mkdtemp(prefix="semproxy-admin-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def private_dir() -> Iterator[Path]:
-    # not under pytest's tmp_path: as root the catalog server runs as another user that
-    # must traverse the path (see tests/test_catalog.py)
-    path = Path(tempfile.mkdtemp(prefix="semproxy-admin-"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with private_tmp() as path:
+        yield path
 
 
 @pytest_asyncio.fixture(scope="session")

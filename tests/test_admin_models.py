@@ -5,6 +5,7 @@ names that cannot escape the models folder, hostile YAML, and edits made on disk
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -339,3 +340,34 @@ def test_backups_and_temporary_files_are_never_served(tmp_path: Path) -> None:
     (tmp_path / "backups" / "production" / "a.2024.yaml").write_text("x")
     names = {Path(p).name for p, _, _ in snapshot(tmp_path)}
     assert names == {"production", "a.yaml"}
+
+
+async def test_text_yaml_cannot_read_is_a_clear_422(admin: Admin) -> None:
+    r = await admin.client.post("/api/models/", headers=admin.headers(), json={"yaml": NEW + "# \x00\n"})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["line"] == 11 and "#x0000" in r.json()["errors"][0]["message"]
+    for body in ({"yaml": "name: a\udc00\n"}, {"model": {"name": "a", "x\udc00": 1}}):
+        raw = json.dumps(body)  # ASCII with \u escapes: JSON may carry lone surrogates
+        headers = admin.headers() | {"Content-Type": "application/json"}
+        r = await admin.client.post("/api/models/", headers=headers, content=raw)
+        assert r.status_code == 422 and r.json()["status_code"] == 422
+
+
+async def test_the_watcher_outlives_a_failing_reload(tmp_path: Path) -> None:
+    calls = 0
+
+    async def failing() -> list[object]:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("boom")
+
+    (tmp_path / "production").mkdir()
+    watcher = ModelWatcher(tmp_path, failing, poll_s=0.01)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    (tmp_path / "production" / "a.yaml").write_text("a")
+    assert await _eventually(lambda: calls == 1)
+    (tmp_path / "production" / "b.yaml").write_text("b")
+    assert await _eventually(lambda: calls == 2)
+    stop.set()
+    await task

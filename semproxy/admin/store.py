@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from semproxy.errors import ModelError
 from semproxy.semantic.load import RESERVED_SCHEMA, ModelErrors, load_registry, read_yaml
 from semproxy.semantic.model import NAME_RE, SemanticModel
@@ -136,6 +138,7 @@ class ModelStore:
 
     def name_in(self, text: str) -> str:
         """The `name:` of a YAML document, read by the hardened loader."""
+        refuse_unreadable(text, "(upload)")
         with _scratch() as tmp:
             path = tmp / "model.yaml"
             path.write_text(text, encoding="utf-8")
@@ -162,6 +165,9 @@ class ModelStore:
                 raise ModelNotFound(f"model {change.category}.{change.name} does not exist")
             if change.must_exist is False and exists:
                 raise ModelExists(f"model {change.category}.{change.name} already exists")
+        for change in changes:
+            if change.text is not None:
+                refuse_unreadable(change.text, f"{change.category}/{change.name}.yaml")
         categories = {c.category for c in changes}
         with _scratch() as tmp:
             for category in categories:
@@ -227,6 +233,15 @@ class ModelStore:
         folder.mkdir(parents=True, exist_ok=True)
         stamp = dt.datetime.now(dt.UTC).strftime(STAMP)
         _atomic_write(folder / f"{name}.{stamp}.yaml", path.read_text(encoding="utf-8"))
+
+
+def refuse_unreadable(text: str, file: str) -> None:
+    """InvalidModel for characters YAML does not allow (NUL, other control characters)."""
+    found = yaml.reader.Reader.NON_PRINTABLE.search(text)
+    if found is not None:
+        line = text.count("\n", 0, found.start()) + 1
+        message = f"character #x{ord(found.group()):04x} is not allowed in YAML"
+        raise InvalidModel("the model is invalid", [ModelError(file, line, "(yaml)", message)])
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -1,6 +1,6 @@
 """Models edited on disk go live: poll the served model files' times and sizes, reload on change.
 
-Polling (every 0.25 s by default) needs no extra dependency and behaves the same on every
+Polling (every 0.2 s by default) needs no extra dependency and behaves the same on every
 file system, network mounts and container volumes included. The reload validates as
 always: a broken file leaves the last good models serving and is reported by
 `/api/health/ready` and the logs.
@@ -18,7 +18,7 @@ from semproxy.errors import ModelError
 from semproxy.semantic.registry import NEVER_SERVED
 
 log = structlog.get_logger("semproxy.watch")
-POLL_S = 0.25
+POLL_S = 0.2
 
 Snapshot = frozenset[tuple[str, int, int]]
 
@@ -68,4 +68,9 @@ class ModelWatcher:
             if now != self.seen:
                 self.seen = now
                 log.info("model files changed on disk; reloading")
-                await self.reload()
+                try:
+                    await self.reload()
+                except Exception as exc:  # noqa: BLE001 - the watcher must outlive one bad reload
+                    log.error(
+                        "reloading the models failed; the previous models keep serving", error=repr(exc)
+                    )
