@@ -137,3 +137,11 @@ def test_python_tags_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelErrors) as caught:
         read_yaml(path)
     assert caught.value.errors[0].line == 1
+
+
+def test_control_characters_are_a_model_error_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "nul.yaml"
+    path.write_text("name: a\x00b\n")
+    with pytest.raises(ModelErrors) as info:
+        read_yaml(path)
+    assert "nul.yaml" in str(info.value.errors[0])

@@ -158,8 +158,9 @@ def read_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelErrors([ModelError(file, None, "(file)", f"cannot read: {exc}")]) from exc
-    loader = _LineLoader(text)
+    loader: _LineLoader | None = None
     try:
+        loader = _LineLoader(text)  # the reader refuses control characters here, as a YAMLError
         node = loader.get_single_node()
         if node is None:
             raise ModelErrors([ModelError(file, 1, "(file)", "the file is empty")])
@@ -174,7 +175,8 @@ def read_yaml(path: Path) -> Any:
     except yaml.YAMLError as exc:
         raise ModelErrors([ModelError(file, None, "(yaml)", f"invalid YAML: {exc}")]) from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 # pydantic errors -> file, line, field -------------------------------------------------
