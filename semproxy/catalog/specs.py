@@ -7,6 +7,8 @@ types it and a metric as its aggregate returns.
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlglot import exp
 
 from semproxy.catalog.sync import ColumnSpec, TableSpec
@@ -15,6 +17,8 @@ from semproxy.pg.types import pg_type_name
 from semproxy.plan.compile import compile_query
 from semproxy.plan.tables import VirtualColumn, VirtualTable, virtual_tables
 from semproxy.semantic.registry import Registry
+
+DESCRIBE_CONCURRENCY = 8  # describes overlap their round trips to the warehouse
 
 
 async def table_specs(registry: Registry, engine: Engine) -> list[TableSpec]:
@@ -38,26 +42,60 @@ async def _column_types(
 ) -> dict[tuple[str, str, str], str]:
     """(schema, table, column) -> Postgres type, from described queries (no rows fetched).
 
-    Described one column at a time: a column that cannot be typed becomes text instead of
+    Described one column at a time (concurrently): a column that cannot be typed becomes text instead of
     hiding the whole table. Metrics that need a time grain (cumulative, offsets) and
     metric_time itself are described grouped by metric_time."""
-    found: dict[tuple[str, str, str], str] = {}
     source = exp.table_(table.name, db=table.schema, quoted=True)
     names = {c.name for c in table.columns}
     any_metric = next((c.name for c in table.columns if c.kind == "metric"), None)
-    for column in table.columns:
-        if table.name == "metrics" and _type_for(known, table, column) != "text":
-            continue
+    limit = asyncio.Semaphore(DESCRIBE_CONCURRENCY)
+
+    async def describe(column: VirtualColumn) -> tuple[tuple[str, str, str], str] | None:
         for select, index in _probes(column, any_metric, "metric_time" in names):
             try:
                 query = select.from_(source.copy()).limit(0)
                 compiled = compile_query(query, registry, (table.schema,), engine.dialect)
-                schema = await engine.describe(compiled.sql)
+                async with limit:
+                    schema = await engine.describe(compiled.sql)
             except Exception:  # noqa: BLE001, S112 - try the next probe; text if none works
                 continue
-            found[(table.schema, table.name, column.name)] = pg_type_name(schema.field(index).type)
-            break
-    return found
+            return (table.schema, table.name, column.name), pg_type_name(schema.field(index).type)
+        return None
+
+    wanted = [
+        c for c in table.columns if table.name != "metrics" or _type_for(known, table, c) == "text"
+    ]
+    whole = await _describe_whole(registry, engine, table, wanted)
+    if whole is not None:
+        return whole
+    return dict(found for found in await asyncio.gather(*map(describe, wanted)) if found is not None)
+
+
+async def _describe_whole(
+    registry: Registry, engine: Engine, table: VirtualTable, columns: list[VirtualColumn]
+) -> dict[tuple[str, str, str], str] | None:
+    """Every column in one described query (grouped by all the non-metric columns), or
+    None when that query does not compile or run: then each column is probed alone."""
+    keys = [exp.column(exp.to_identifier(c.name, quoted=True)) for c in columns if c.kind != "metric"]
+    metrics = [
+        exp.Anonymous(this="MEASURE", expressions=[exp.column(exp.to_identifier(c.name, quoted=True))])
+        for c in columns
+        if c.kind == "metric"
+    ]
+    if not columns:
+        return {}
+    query = exp.select(*keys, *metrics).from_(exp.table_(table.name, db=table.schema, quoted=True))
+    if keys:
+        query = query.group_by(*(k.copy() for k in keys))
+    try:
+        compiled = compile_query(query.limit(0), registry, (table.schema,), engine.dialect)
+        schema = await engine.describe(compiled.sql)
+    except Exception:  # noqa: BLE001 - fall back to one probe per column
+        return None
+    ordered = [c for c in columns if c.kind != "metric"] + [c for c in columns if c.kind == "metric"]
+    return {
+        (table.schema, table.name, c.name): pg_type_name(schema.field(i).type) for i, c in enumerate(ordered)
+    }
 
 
 def _probes(column: VirtualColumn, any_metric: str | None, has_time: bool) -> list[tuple[exp.Select, int]]:
