@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ class RunningServer:
     database: Path
     process: subprocess.Popen[bytes]
     log: Path
+    state: Path
 
     @property
     def dsn(self) -> str:
@@ -57,7 +60,10 @@ def wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], log: P
 def start_server(tmp: Path, *extra: str, models: Path = MODELS, database: Path = DEMO_DB) -> RunningServer:
     port, http_port = free_port(), free_port()
     log = tmp / f"semproxy-{port}.log"
-    env = {**os.environ, "SEMPROXY_STATE_DIR": str(tmp / "state")}
+    # the catalog server runs as another user, who must traverse to its state: a directory
+    # of our own, not pytest's, whose root a concurrent pytest run makes private again
+    state = Path(tempfile.mkdtemp(prefix="semproxy-state-"))
+    env = {**os.environ, "SEMPROXY_STATE_DIR": str(state)}
     cmd = [
         sys.executable, "-m", "semproxy", "serve",
         "--models", str(models), "--database", str(database),
@@ -65,7 +71,7 @@ def start_server(tmp: Path, *extra: str, models: Path = MODELS, database: Path =
     ]  # fmt: skip
     with log.open("wb") as out:
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    server = RunningServer("127.0.0.1", port, http_port, database, process, log)
+    server = RunningServer("127.0.0.1", port, http_port, database, process, log, state)
     wait_for_port(server.host, port, process, log)
     wait_for_port(server.host, http_port, process, log)
     return server
@@ -78,6 +84,7 @@ def stop_server(server: RunningServer) -> None:
     except subprocess.TimeoutExpired:
         server.process.kill()
         server.process.wait()
+    shutil.rmtree(server.state, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
