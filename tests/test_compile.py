@@ -70,10 +70,28 @@ ERRORS = [
     ),
     ("SELECT MEASURE(revenue) FROM orders JOIN items ON true", "0A000", "metrics table", "metrics", "items"),
     ("SELECT COUNT(*) FROM metrics", "0A000", "model table", None, "COUNT("),
-    ("SELECT metric_time, MEASURE(quantity) FROM metrics GROUP BY 1", "42803", "agg_time_dimension", None, "metric_time"),
+    (
+        "SELECT metric_time, MEASURE(quantity) FROM metrics GROUP BY 1",
+        "42803",
+        "agg_time_dimension",
+        None,
+        "metric_time",
+    ),
     ("SELECT SUM(revenue * 2) FROM orders", "42803", "on its own", "MEASURE(revenue)", "revenue *"),
-    ("SELECT MEASURE(revenue) FILTER (WHERE revenue > 1) FROM orders", "42803", "FILTER", "HAVING", "revenue >"),
-    ("SELECT region, MEASURE(revenue) FROM orders GROUP BY 1 HAVING status = 'x'", "42803", '"status"', "GROUP BY", "status ="),
+    (
+        "SELECT MEASURE(revenue) FILTER (WHERE revenue > 1) FROM orders",
+        "42803",
+        "FILTER",
+        "HAVING",
+        "revenue >",
+    ),
+    (
+        "SELECT region, MEASURE(revenue) FROM orders GROUP BY 1 HAVING status = 'x'",
+        "42803",
+        '"status"',
+        "GROUP BY",
+        "status =",
+    ),
     ("SELECT region, MEASURE(revenue_7d) FROM orders GROUP BY 1", "0A000", "metric_time", None, None),
 ]
 
