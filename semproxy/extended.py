@@ -18,9 +18,10 @@ import sqlglot
 from sqlglot import exp
 
 from semproxy.catalog import quirks as catalog_quirks
-from semproxy.cursors import RowStream, named
+from semproxy.cursors import RowStream, head, named, parse_close, parse_declare, parse_fetch
 from semproxy.errors import (
     DuplicatePreparedStatement,
+    FeatureNotSupported,
     InvalidCursorName,
     InvalidStatementName,
     SemproxyError,
@@ -53,6 +54,7 @@ class Prepared:
     tree: exp.Expr | None = None  # metric statements: the client's tree, with $n
     param_types: tuple[int, ...] = ()
     schema: pa.Schema | None = None  # cached result schema, for Describe
+    cursor: str = ""  # DECLARE, FETCH, MOVE or CLOSE of a SQL cursor over a metric query (tree: its query)
 
 
 @dataclass
@@ -157,8 +159,17 @@ class Extended:
         statement = routed[0] if routed else Empty()
         if isinstance(statement, Refused):
             raise statement.error
+        if isinstance(statement, Catalog) and session.owns(msg.sql):
+            declare = parse_declare(msg.sql)
+            tree = sqlglot.parse_one(declare.query, read="postgres") if declare is not None else None
+            types = self._parameter_types(tree, msg.param_types) if tree is not None else ()
+            self.statements[msg.name] = Prepared(msg.sql, False, tree, types, cursor=head(msg.sql))
+            await self._drain()
+            session.send(m.ParseComplete())
+            return
         if isinstance(statement, Catalog):
             self.statements[msg.name] = Prepared(msg.sql, on_catalog=True)
+            self.heads.add(head(msg.sql))
             await self._forward(replace(msg, sql=catalog_quirks.apply(msg.sql)))
             return
         tree = sqlglot.parse_one(msg.sql, read="postgres") if isinstance(statement, Metric) else None
@@ -192,19 +203,22 @@ class Extended:
                 await self._forward(msg)
                 return
             await self._drain()
-            schema = await self._schema(prepared, None)
             self.session.send(m.ParameterDescription(prepared.param_types))
-            self.session.send(row_description(schema, None) if schema is not None else m.NoData())
+            self.session.send(await self._description(prepared, None, None))
             return
         portal = self.portals.get(msg.name)
+        if portal is None and msg.name in self.session.results.cursors:
+            # a SQL cursor is a portal too: psycopg describes its server-side cursors so
+            await self._drain()
+            self.session.send(await self.session.results.description(msg.name, None))
+            return
         if portal is None:
             raise InvalidCursorName(f'portal "{msg.name}" does not exist')
         if portal.on_catalog:
             await self._forward(msg)
             return
         await self._drain()
-        schema = await self._schema(portal.prepared, portal.compiled)
-        self.session.send(row_description(schema, portal.formats) if schema is not None else m.NoData())
+        self.session.send(await self._description(portal.prepared, portal.compiled, portal.formats))
 
     async def _execute(self, msg: m.Execute) -> None:
         portal = self.portals.get(msg.portal)
@@ -214,6 +228,9 @@ class Extended:
             await self._forward(msg)
             return
         await self._drain()
+        if portal.prepared.cursor:
+            await self._cursor_statement(portal)
+            return
         if portal.compiled is None:
             self.session.send(m.EmptyQueryResponse())
             return
@@ -242,7 +259,33 @@ class Extended:
         await self._drain()
         self.session.send(m.CloseComplete())
 
+    async def _cursor_statement(self, portal: Portal) -> None:
+        results, sql = self.session.results, portal.prepared.sql
+        declare, fetch, close = parse_declare(sql), parse_fetch(sql), parse_close(sql)
+        if declare is not None and portal.compiled is not None:
+            results.declare(declare, portal.compiled)
+        elif fetch is not None:
+            await results.fetch(fetch, describe=False, formats=portal.formats)
+        elif close is not None:
+            await results.close(close)
+        else:
+            raise FeatureNotSupported("a cursor over a metric query can only FETCH or MOVE forward")
+
     # -- helpers ----------------------------------------------------------------------
+    async def _description(
+        self, prepared: Prepared, compiled: CompiledQuery | None, formats: tuple[int, ...] | None
+    ) -> m.RowDescription | m.NoData:
+        """What Describe answers: the result columns, or NoData for a statement without rows."""
+        if prepared.cursor == "FETCH":
+            fetch = parse_fetch(prepared.sql)
+            if fetch is not None and fetch.name in self.session.results.cursors:
+                return await self.session.results.description(fetch.name, formats)
+            return m.NoData()
+        if prepared.cursor:
+            return m.NoData()
+        schema = await self._schema(prepared, compiled)
+        return row_description(schema, formats) if schema is not None else m.NoData()
+
     def _parameter_types(self, tree: exp.Expr, given: tuple[int, ...]) -> tuple[int, ...]:
         server, path = self.session.server, self.session.search_path()
         tables = list(tree.find_all(exp.Table))
@@ -255,7 +298,9 @@ class Extended:
 
     def _compile(self, tree: exp.Expr) -> CompiledQuery:
         session = self.session
-        return compile_query(tree, session.server.registry, session.search_path(), session.server.engine.dialect)
+        return compile_query(
+            tree, session.server.registry, session.search_path(), session.server.engine.dialect
+        )
 
     async def _schema(self, prepared: Prepared, compiled: CompiledQuery | None) -> pa.Schema | None:
         """The result columns, from the compiled plan and the engine, without running the query."""

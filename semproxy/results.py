@@ -5,6 +5,7 @@ rows, COPY (metric query) TO STDOUT in text or CSV, and SQL cursors over metric 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -56,7 +57,7 @@ class Results:
         self,
         rows: RowStream,
         compiled: CompiledQuery,
-        formats: list[int] | None,
+        formats: Sequence[int] | None,
         *,
         described: bool,
         limit: int | None = None,
@@ -119,7 +120,15 @@ class Results:
         )
         self.session.send(m.CommandComplete("DECLARE CURSOR"))
 
-    async def fetch(self, statement: Fetch) -> None:
+    async def description(self, name: str, formats: Sequence[int] | None) -> m.RowDescription:
+        """The RowDescription a FETCH from cursor `name` answers (Describe of it, or of the cursor)."""
+        cursor = self.cursors[name]
+        schema = named(await self.session.server.engine.describe(cursor.compiled.sql), cursor.compiled)
+        return row_description(schema, [1] if cursor.binary else formats)
+
+    async def fetch(
+        self, statement: Fetch, *, describe: bool = True, formats: Sequence[int] | None = None
+    ) -> None:
         cursor = self.cursors.get(statement.name)
         if cursor is None:
             raise InvalidCursorName(f'cursor "{statement.name}" does not exist')
@@ -129,8 +138,10 @@ class Results:
                 pass
             self.session.send(m.CommandComplete(f"MOVE {cursor.rows.sent - before}"))
             return
-        formats = [1] if cursor.binary else None
-        await self._send_rows(cursor.rows, cursor.compiled, formats, described=False, limit=statement.count)
+        formats = [1] if cursor.binary else formats
+        await self._send_rows(
+            cursor.rows, cursor.compiled, formats, described=not describe, limit=statement.count
+        )
         self.session.send(m.CommandComplete(f"FETCH {cursor.rows.sent - before}"))
 
     async def close(self, statement: CloseCursor) -> None:

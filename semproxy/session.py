@@ -210,7 +210,7 @@ class Session:
             statements = route(text, self.server.registry, self.search_path(), self.server.engine.dialect)
         except SemproxyError as exc:
             statements = [Refused(text, exc)]
-        if statements and all(isinstance(s, Catalog) and not self._owns(s.sql) for s in statements):
+        if statements and all(isinstance(s, Catalog) and not self.owns(s.sql) for s in statements):
             # as one message: Postgres keeps its implicit-transaction rules
             await self._relay(text, {head(s.sql) for s in statements if isinstance(s, Catalog)})
         else:
@@ -219,7 +219,7 @@ class Session:
                     break
         self.ready()
 
-    def _owns(self, sql: str) -> bool:
+    def owns(self, sql: str) -> bool:
         """A cursor statement over a metric query, or naming a cursor of ours."""
         word = head(sql)
         if word == "DECLARE":
@@ -236,7 +236,7 @@ class Session:
         if isinstance(statement, Empty):
             self.send(m.EmptyQueryResponse())
             return True
-        if isinstance(statement, Catalog) and not self._owns(statement.sql):
+        if isinstance(statement, Catalog) and not self.owns(statement.sql):
             return await self._relay(statement.sql, {head(statement.sql)})
         try:
             if self.status() == "E":

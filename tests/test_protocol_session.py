@@ -182,3 +182,22 @@ def test_error_fields_are_filled_as_postgres_does(models_server: RunningServer) 
     assert diag.message_primary and "regoin" in diag.message_primary
     assert diag.message_hint and "region" in diag.message_hint
     assert diag.statement_position == "8"
+
+
+def test_extended_protocol_set_search_path_and_statement_timeout(models_server: RunningServer) -> None:
+    with psycopg.connect(
+        models_server.dsn, autocommit=True
+    ) as conn:  # server-side binding: Parse/Bind/Execute
+        conn.execute("SET search_path TO staging")
+        staged = conn.execute(
+            "SELECT MEASURE(staged_orders) FROM orders WHERE region = %s", ("Europe",)
+        ).fetchone()
+        assert staged is not None and staged[0] > 0
+        conn.execute("SET statement_timeout TO 200")
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            conn.execute(
+                "SELECT bucket, MEASURE(slow_total) FROM production.slow WHERE bucket > %s GROUP BY 1", (0,)
+            )
+        conn.execute("RESET ALL")
+        with pytest.raises(psycopg.errors.GroupingError):
+            conn.execute("SELECT MEASURE(staged_orders) FROM orders")

@@ -8,6 +8,7 @@ and the dialect prints it with its own quoting.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import struct
 from collections.abc import Callable, Sequence
 
@@ -27,6 +28,10 @@ _CASTS = {
     t.TIME: "TIME",
 }
 PG_EPOCH = dt.date(2000, 1, 1)
+# Postgres's date and timestamp inputs ignore a time zone (and a date a time of day);
+# pgjdbc sends setDate as '2024-01-01 +00' and setTimestamp with an offset.
+_DATE_AND_MORE = re.compile(r"^(\d{4,}-\d{1,2}-\d{1,2})[ T][\d:.+\- ]*Z?$")
+_TIME_AND_ZONE = re.compile(r"^(.*\d:\d\d(?::\d\d(?:\.\d+)?)?)\s*(?:[+-]\d{2}(?::?\d{2}){0,2}|Z)$")
 
 
 def parameter_count(tree: exp.Expr) -> int:
@@ -79,6 +84,9 @@ def _text(text: str, oid: int) -> exp.Expr:
         return exp.Literal.number(float(text))
     if oid == t.BOOL:
         return exp.Boolean(this=text.strip().lower() in ("t", "true", "1", "yes", "on"))
+    pattern = _DATE_AND_MORE if oid == t.DATE else _TIME_AND_ZONE if oid == t.TIMESTAMP else None
+    if pattern is not None and (found := pattern.match(text.strip())):
+        text = found.group(1)
     if oid in _CASTS:
         return exp.cast(exp.Literal.string(text), _CASTS[oid])
     return exp.Literal.string(text)
