@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from semproxy.errors import FeatureNotSupported, InvalidParameterValue, ProtocolViolation
+from semproxy.pg.numeric import numeric_cells
 
 
 class PgType(NamedTuple):
@@ -292,8 +293,11 @@ def encode_binary(col: pa.Array) -> pa.Array | None:
     oid, _ = pg_type_of(col.type)
     if oid in _BINARY_FIXED:
         return fixed_cells(col, _BINARY_FIXED[oid](col))
-    if oid == NUMERIC:  # per value in Python: base-10000 digit groups have no cheap vector form
-        cells = [None if v is None else _numeric_binary(Decimal(v)) for v in col.to_pylist()]
+    if oid == NUMERIC:
+        vectorised = numeric_cells(col)
+        if vectorised is not None:
+            return vectorised
+        cells = [None if v is None else _numeric_binary(Decimal(v)) for v in col.to_pylist()]  # > 64 bits
         return pa.array(cells, pa.binary())
     if oid in ARRAY_ELEMENT:
         raise FeatureNotSupported("binary format for array columns is not supported; ask for text")
