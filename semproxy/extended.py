@@ -94,7 +94,7 @@ class Extended:
             elif isinstance(msg, m.Describe):
                 await self._describe(msg)
             elif isinstance(msg, m.Execute):
-                await self.session.cancellable(self._execute(msg))
+                await self._execute(msg)
             elif isinstance(msg, m.Close):
                 await self._close(msg)
         except SemproxyError as exc:
@@ -129,13 +129,14 @@ class Extended:
                 self.pending.pop(0)
 
     async def _sync(self) -> None:
-        await self._drain()
         if self.forwarded:
+            # one round trip: the answers to what is still pending, then ReadyForQuery
             catalog = await self.session.catalog_connection()
             await catalog.send_raw(encode_frontend(m.Sync()))
             async for type_, payload in catalog.read_until({b"Z"}):
                 if type_ != b"Z":
                     self.session.relay_frame(type_, payload)
+            self.pending.clear()
             await self.session.after_relay(self.heads)
         if self.failed_locally:
             await self.session.abort_block()
@@ -229,16 +230,19 @@ class Extended:
             return
         await self._drain()
         if portal.prepared.cursor:
-            await self._cursor_statement(portal)
+            await self.session.cancellable(self._cursor_statement(portal))
             return
         if portal.compiled is None:
             self.session.send(m.EmptyQueryResponse())
             return
+        await self.session.cancellable(self._run(portal, portal.compiled, msg.max_rows))
+
+    async def _run(self, portal: Portal, compiled: CompiledQuery, max_rows: int) -> None:
         if portal.rows is None:
-            portal.rows = RowStream(self.session.server.engine.execute(portal.compiled.sql))
+            portal.rows = RowStream(self.session.server.engine.execute(compiled.sql))
         rows, timezone = portal.rows, self.session.timezone
         try:
-            async for batch in rows.take(msg.max_rows if msg.max_rows > 0 else None):
+            async for batch in rows.take(max_rows if max_rows > 0 else None):
                 await self.session.write_rows(encode_batch(batch, portal.formats, timezone))
             if rows.done:
                 self.session.send(m.CommandComplete(f"SELECT {rows.sent}"))
