@@ -23,9 +23,9 @@ setup-dev: $(VENV)/.dev
 $(DEMO_DB): | $(BIN)/semproxy
 	$(BIN)/semproxy demo-data --database $(DEMO_DB)
 
-# psql for the tests (Debian's postgresql-client); installed only when missing.
+# psql and pgjdbc for the tests (Debian's packages); installed only when missing.
 system-deps:
-	@command -v psql >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null)
+	@command -v psql >/dev/null && test -f /usr/share/java/postgresql.jar || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client libpostgresql-jdbc-java >/dev/null)
 
 demo: $(BIN)/semproxy $(DEMO_DB)
 	$(BIN)/semproxy serve --models $(MODELS) --database $(DEMO_DB)

@@ -25,7 +25,6 @@ from tests.conftest import start_server, stop_server
 ROUND_TRIPS = 3000
 CONNECT_SECONDS = 3.0
 CONNECTIONS = 200
-REFERENCE_CONNECTIONS = 90  # the reference starts with Postgres's default max_connections (100)
 QUERIES_PER_CONNECTION = 50
 METRIC_SQL = "SELECT region, MEASURE(order_count) FROM orders GROUP BY 1"
 REFERENCE_SQL = "SELECT region, count(order_id) FROM orders GROUP BY 1"
@@ -105,16 +104,16 @@ async def _measure(ours: str, theirs: str) -> None:
     c_ours, c_theirs = await connects(ours), await connects(theirs)
     _row("connect + auth + query + close", c_ours["per_s"], c_theirs["per_s"], "/s")
     many = await crowd(ours, METRIC_SQL, CONNECTIONS)
-    few = await crowd(ours, METRIC_SQL, REFERENCE_CONNECTIONS)
-    reference = await crowd(theirs, REFERENCE_SQL, REFERENCE_CONNECTIONS)
+    few = await crowd(ours, METRIC_SQL, CONNECTIONS)
+    reference = await crowd(theirs, REFERENCE_SQL, CONNECTIONS)
     print(f"  {CONNECTIONS} connections at once: {many['accepted']:.0f} accepted in {many['accept_s']:.2f} s")
     print(
         f"  {CONNECTIONS} x {QUERIES_PER_CONNECTION} small metric queries: {many['queries_per_s']:,.0f} queries/s"
     )
-    _row(f"{REFERENCE_CONNECTIONS} conns x {QUERIES_PER_CONNECTION} aggregates", few["queries_per_s"],
+    _row(f"{CONNECTIONS} conns x {QUERIES_PER_CONNECTION} aggregates", few["queries_per_s"],
          reference["queries_per_s"], "q/s")  # fmt: skip
     _row(
-        f"{REFERENCE_CONNECTIONS} connections accepted in", few["accept_s"], reference["accept_s"], "s", False
+        f"{CONNECTIONS} connections accepted in", few["accept_s"], reference["accept_s"], "s", False
     )
 
 
@@ -122,7 +121,7 @@ def main() -> None:
     print(
         f"protocol: asyncpg; SELECT 1 x {ROUND_TRIPS}, connects for {CONNECT_SECONDS:.0f} s, crowds of connections"
     )
-    with tempfile.TemporaryDirectory(prefix="semproxy-bench-protocol-") as tmp, reference_postgres() as ref:
+    with tempfile.TemporaryDirectory(prefix="semproxy-bench-protocol-") as tmp, reference_postgres(max_connections="300") as ref:
         server = start_server(Path(tmp))
         try:
             asyncio.run(_prepare_reference(ref.dsn))

@@ -35,7 +35,8 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def reference_postgres() -> Iterator[ReferencePostgres]:
+def reference_postgres(**settings: str) -> Iterator[ReferencePostgres]:
+    """Start one; `settings` are extra server settings, e.g. max_connections="300"."""
     bin_dir = DEBIAN_15 if (DEBIAN_15 / "postgres").exists() else _wheel_bin()
     owner = _system_user()
     root = Path(tempfile.mkdtemp(prefix="semproxy-ref-pg-"))
@@ -48,7 +49,9 @@ def reference_postgres() -> Iterator[ReferencePostgres]:
     initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync"]
     subprocess.run(initdb, check=True, capture_output=True, cwd=root, **_as_user(owner))
     args = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(root)]
-    args += ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "shared_buffers=128MB"]
+    settings = {"listen_addresses": "127.0.0.1", "fsync": "off", "shared_buffers": "128MB", **settings}
+    for name, value in settings.items():
+        args += ["-c", f"{name}={value}"]
     proc = subprocess.Popen(
         args, stdout=subprocess.DEVNULL, stderr=(root / "log").open("wb"), cwd=root, **_as_user(owner)
     )
