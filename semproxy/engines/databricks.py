@@ -29,6 +29,7 @@ BATCH_ROWS = 100_000
 DEFAULT_TIMEOUT_S = 120.0
 USER_AGENT = "semproxy"
 POOL_SIZE = 8
+AUTH_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,7 @@ class DatabricksEngine:
         cursors: list[Any] = []
 
         def produce() -> Iterator[pa.RecordBatch]:
-            conn, cursor = self._run(sql, token)
-            cursors.append(cursor)
-            self._running.add(cursor)
+            conn, cursor = self._run(sql, token, cursors)
             try:
                 with _errors(sql):
                     sent = False
@@ -159,22 +158,28 @@ class DatabricksEngine:
 
         return await asyncio.to_thread(run)
 
-    def _run(self, sql: str, token: str | None) -> tuple[Any, Any]:
-        """A connection and a cursor executing `sql`. A pooled connection that fails to
-        start the statement is replaced once; a second failure is EngineUnavailable."""
+    def _run(self, sql: str, token: str | None, cursors: list[Any]) -> tuple[Any, Any]:
+        """A connection and a cursor executing `sql`, listed in `cursors` (and as running)
+        before it starts, so that a cancel reaches it while `execute` still blocks. A pooled
+        connection that fails to start the statement is replaced once; a second failure is
+        EngineUnavailable."""
         from databricks.sql.exc import Error, RequestError, ServerOperationError
 
         for attempt in (1, 2):
             conn = self._acquire(token)
             cursor = conn.cursor()
+            cursors.append(cursor)
+            self._running.add(cursor)
             try:
                 cursor.execute(sql)
                 return conn, cursor
             except ServerOperationError as exc:  # the warehouse refused the statement
+                self._running.discard(cursor)
                 cursor.close()
                 self._release(conn, token)
                 raise _error(exc, sql) from exc
             except (RequestError, Error, OSError) as exc:
+                self._running.discard(cursor)
                 cursor.close()
                 conn.close()  # a dead connection: dropped, not pooled
                 if attempt == 2:
@@ -210,7 +215,14 @@ class DatabricksEngine:
         if self._config is None:
             t = self.target
             self._config = Config(
-                host=t.host, token=t.token, client_id=t.client_id, client_secret=t.client_secret, profile=t.profile
+                host=t.host,
+                token=t.token,
+                client_id=t.client_id,
+                client_secret=t.client_secret,
+                profile=t.profile,
+                # the SDK's defaults retry an unreachable host for five minutes
+                retry_timeout_seconds=AUTH_TIMEOUT_S,
+                http_timeout_seconds=AUTH_TIMEOUT_S,
             )
         options: dict[str, Any] = {
             "server_hostname": self._config.hostname,
@@ -239,7 +251,7 @@ class _errors:
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         from databricks.sql.exc import Error, RequestError
 
-        if isinstance(exc, RequestError):
+        if isinstance(exc, RequestError) and "CANCEL" not in str(exc).upper():
             raise _unavailable(exc) from exc
         if isinstance(exc, Error):
             raise _error(exc, self.sql) from exc

@@ -1,13 +1,14 @@
 """DuckDB, the embedded default engine. Results leave as Arrow record batches.
 
-DuckDB calls block, so each runs in a worker thread; every query gets its own cursor
-(a DuckDB connection to the same database), which is also what `interrupt()` cancels.
+DuckDB calls block, so each query runs in a thread of its own (`threads.py`) on its own
+cursor (a DuckDB connection to the same database), which is also what `interrupt()` cancels.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from semproxy.engines.base import ColumnInfo, TableInfo
+from semproxy.engines.threads import stream_in_thread
 from semproxy.errors import EngineError, EngineUnavailable, QueryCanceled
 
 BATCH_ROWS = 65_536
@@ -36,22 +38,26 @@ class DuckDBEngine:
     async def execute(self, sql: str) -> AsyncIterator[pa.RecordBatch]:
         cursor = self._con.cursor()
         self._running.add(cursor)
-        try:
-            reader = await asyncio.to_thread(_start, cursor, sql)
-            schema = reader.schema
-            sent = False
-            while True:
-                batch = await asyncio.to_thread(_next_batch, reader)
-                if batch is None:
-                    break
-                sent = True
-                yield batch
-            if not sent:
-                yield pa.RecordBatch.from_pylist([], schema=schema)
-        finally:
-            self._running.discard(cursor)
-            cursor.interrupt()
-            cursor.close()
+
+        def produce() -> Iterator[pa.RecordBatch]:
+            try:
+                reader = _start(cursor, sql)
+                sent = False
+                while (batch := _next_batch(reader)) is not None:
+                    sent = True
+                    yield batch
+                if not sent:
+                    yield pa.RecordBatch.from_pylist([], schema=reader.schema)
+            finally:  # in the thread that used the cursor: closing it elsewhere races that use
+                self._running.discard(cursor)
+                cursor.close()
+
+        def interrupt() -> None:
+            with contextlib.suppress(duckdb.ConnectionException):  # closed: the query is over
+                cursor.interrupt()
+
+        async for batch in stream_in_thread(produce, interrupt):
+            yield batch
 
     async def describe(self, sql: str) -> pa.Schema:
         cursor = self._con.cursor()
@@ -63,7 +69,8 @@ class DuckDBEngine:
 
     async def cancel(self) -> None:
         for cursor in list(self._running):
-            cursor.interrupt()
+            with contextlib.suppress(duckdb.ConnectionException):
+                cursor.interrupt()
 
     async def health(self) -> None:
         async for _ in self.execute("SELECT 1"):
@@ -71,6 +78,10 @@ class DuckDBEngine:
 
     async def aclose(self) -> None:
         await self.cancel()
+        for _ in range(500):  # interrupted queries close their cursors in their own threads
+            if not self._running:
+                break
+            await asyncio.sleep(0.01)
         self._con.close()
 
     async def list_catalogs(self) -> list[str]:

@@ -46,7 +46,7 @@ _ARROW: dict[str, pa.DataType] = {
     "bytea": pa.binary(),
 }
 _UNCONSTRAINED_PRECISION = 38
-_DISCONNECTS = (asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError, ConnectionError, OSError)
+_DISCONNECTS = (asyncpg.ConnectionDoesNotExistError, ConnectionError, OSError)
 
 _TYPES_OF_VIEW = """
 SELECT a.attname, t.typname, a.atttypmod FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
@@ -71,7 +71,7 @@ class PostgresEngine:
         try:
             names = [a.name for a in stmt.get_attributes()]
             types = [_arrow_type(a.type.name, -1) for a in stmt.get_attributes()]
-            cursor = await self._guard(conn, stmt.cursor(prefetch=BATCH_ROWS), sql)
+            cursor = await self._guard(conn, stmt.cursor(), sql)
             sent = False
             while records := await self._guard(conn, cursor.fetch(BATCH_ROWS), sql):
                 batch = _to_batch(records, names, types)
@@ -172,7 +172,6 @@ class PostgresEngine:
             except (*_DISCONNECTS, TimeoutError, asyncpg.CannotConnectNowError) as exc:
                 if conn is not None:
                     conn.terminate()
-                    await pool.release(conn)
                 if attempt == 2:
                     raise _unavailable(exc) from exc
                 continue
@@ -190,8 +189,9 @@ class PostgresEngine:
                 await tx.rollback()
         except (*_DISCONNECTS, asyncpg.PostgresError):
             conn.terminate()
-        finally:
-            await self._pool.release(conn)
+        except asyncpg.InterfaceError:
+            return  # terminated: the pool has taken it back already
+        await self._pool.release(conn)
 
     async def _guard(self, conn: asyncpg.Connection, awaitable: Any, sql: str) -> Any:
         """Await a driver call, turning its failures into semproxy's errors."""

@@ -68,6 +68,7 @@ async def stream_in_thread(
                 finished = True
                 return
             if isinstance(item, BaseException):
+                finished = True  # the statement failed by itself: nothing left to interrupt
                 raise item
             room.release()
             assert isinstance(item, pa.RecordBatch)
