@@ -85,7 +85,9 @@ class DuckDBEngine:
         self._con.close()
 
     async def list_catalogs(self) -> list[str]:
-        return [r[0] for r in await self._rows("SELECT DISTINCT database_name FROM duckdb_tables() ORDER BY 1")]
+        return [
+            r[0] for r in await self._rows("SELECT DISTINCT database_name FROM duckdb_tables() ORDER BY 1")
+        ]
 
     async def list_schemas(self, catalog: str | None = None) -> list[str]:
         rows = await self._rows(

@@ -61,7 +61,9 @@ class SparkEngine:
 
         def run() -> pa.Schema:
             with _errors(sql):
-                return to_arrow_schema(self._spark().sql(sql).schema, timezone="UTC", prefers_large_types=False)
+                return to_arrow_schema(
+                    self._spark().sql(sql).schema, timezone="UTC", prefers_large_types=False
+                )
 
         return await asyncio.to_thread(run)
 
