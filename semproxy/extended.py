@@ -31,6 +31,7 @@ from semproxy.pg import messages as m
 from semproxy.pg.client import encode_frontend
 from semproxy.pg.rows import encode_batch, row_description
 from semproxy.plan.compile import CompiledQuery, compile_query
+from semproxy.results import SqlCursor
 from semproxy.sql.params import bind, infer_types, oid_of_ddl
 from semproxy.sql.route import Catalog, Empty, Metric, Refused, route
 
@@ -143,8 +144,9 @@ class Extended:
         self.forwarded = self.skipping = self.failed_locally = False
         self.heads = set()
         if self.session.status() == "I":  # portals live until the end of their transaction
-            for portal in self.portals.values():
+            for name, portal in self.portals.items():
                 if portal.rows is not None:
+                    self.session.results.cursors.pop(name, None)
                     await portal.rows.close()
             self.portals.clear()
         self.session.ready()
@@ -191,7 +193,12 @@ class Extended:
         if prepared.tree is not None:
             tree = bind(prepared.tree, msg.params, msg.param_formats, prepared.param_types)
             compiled = self._compile(tree)
-        self.portals[msg.portal] = Portal(prepared, False, compiled, msg.result_formats)
+        portal = self.portals[msg.portal] = Portal(prepared, False, compiled, msg.result_formats)
+        if msg.portal and compiled is not None and not prepared.cursor:
+            # a named portal is a cursor to SQL too: asyncpg moves its cursors with a simple
+            # `MOVE FORWARD n "__asyncpg_portal_1__"` (the engine query starts at the first read)
+            portal.rows = self.session.results.start(compiled)
+            self.session.results.cursors[msg.portal] = SqlCursor(portal.rows, compiled, False, False)
         await self._drain()
         self.session.send(m.BindComplete())
 
@@ -259,6 +266,7 @@ class Extended:
             await self._forward(msg)
             return
         if isinstance(item, Portal) and item.rows is not None:
+            self.session.results.cursors.pop(msg.name, None)
             await item.rows.close()
         await self._drain()
         self.session.send(m.CloseComplete())
