@@ -4,6 +4,7 @@ catalog SQL fixtures of BI tools (tests/clients/catalog/*.sql)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,10 +16,10 @@ CLIENTS = Path(__file__).resolve().parent
 MARKER = "-- message:"
 
 
-def truth(server: RunningServer, sql: str) -> list[tuple]:
+def truth(server: RunningServer, sql: str, params: Sequence[object] = ()) -> list[tuple]:
     """Rows of hand-written SQL over the warehouse tables the demo models read."""
     with duckdb.connect(str(server.database), read_only=True) as con:
-        return con.execute(sql).fetchall()
+        return con.execute(sql, list(params)).fetchall()
 
 
 @dataclass(frozen=True)
