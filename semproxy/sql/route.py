@@ -172,15 +172,16 @@ def explain(compiled: CompiledQuery, dialect: str) -> CompiledQuery:
 
 
 def _create(statement: str, words: list[str], registry: Registry, path: tuple[str, ...]) -> Routed:
-    temp = bool(TEMP_WORDS & set(words[1:3]))
+    if not TEMP_WORDS & set(words[1:3]):
+        # refused before its names are resolved: creating a new table in a schema of ours is
+        # a write, not a missing relation
+        raise ReadOnlyViolation("cannot execute CREATE in a read-only transaction", hint=_READ_ONLY)
     tree = parse_statement(statement)
     if tree is not None:
         metric, _ = _relations(tree, registry, path)
         if metric:
             raise FeatureNotSupported("a metric table cannot be used in CREATE", hint="query it with SELECT")
-    if temp:
-        return Catalog(statement)
-    raise ReadOnlyViolation("cannot execute CREATE in a read-only transaction", hint=_READ_ONLY)
+    return Catalog(statement)
 
 
 def _copy(statement: str, registry: Registry, path: tuple[str, ...]) -> Routed:
