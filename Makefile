@@ -23,9 +23,9 @@ setup-dev: $(VENV)/.dev
 $(DEMO_DB): | $(BIN)/semproxy
 	$(BIN)/semproxy demo-data --database $(DEMO_DB)
 
-# psql, pgjdbc, psqlODBC (with unixODBC) and node/npm for the client tests (Debian's packages); installed only when missing.
+# psql, pgjdbc and psqlODBC (with unixODBC) for the client tests (Debian's packages); installed only when missing.
 system-deps:
-	@command -v psql >/dev/null && test -f /usr/share/java/postgresql.jar && test -f /usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so && test -f /usr/include/sql.h && command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client libpostgresql-jdbc-java odbc-postgresql unixodbc unixodbc-dev nodejs npm >/dev/null)
+	@command -v psql >/dev/null && test -f /usr/share/java/postgresql.jar && test -f /usr/lib/x86_64-linux-gnu/odbc/psqlodbcw.so && test -f /usr/include/sql.h || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client libpostgresql-jdbc-java odbc-postgresql unixodbc unixodbc-dev >/dev/null)
 
 demo: $(BIN)/semproxy $(DEMO_DB)
 	$(BIN)/semproxy serve --models $(MODELS) --database $(DEMO_DB)
