@@ -50,12 +50,14 @@ def test_tableau_case_based_exclude_filter(server: RunningServer, conn: psycopg.
     assert got == set(expected)
 
 
-def test_tableau_exclude_keeping_nulls_and_month_truncation(server: RunningServer, conn: psycopg.Connection) -> None:
+def test_tableau_exclude_keeping_nulls_and_month_truncation(
+    server: RunningServer, conn: psycopg.Connection
+) -> None:
     got = rows(
         conn,
-        "SELECT CAST(DATE_TRUNC('MONTH', CAST(\"orders\".\"order_date\" AS DATE)) AS DATE) AS \"tmn:order_date:ok\", "
+        'SELECT CAST(DATE_TRUNC(\'MONTH\', CAST("orders"."order_date" AS DATE)) AS DATE) AS "tmn:order_date:ok", '
         'SUM("orders"."order_count") AS "sum:order_count:ok" FROM "production"."orders" "orders" '
-        "WHERE ((NOT (\"orders\".\"region\" IN ('Europe'))) OR (\"orders\".\"region\" IS NULL)) GROUP BY 1",
+        'WHERE ((NOT ("orders"."region" IN (\'Europe\'))) OR ("orders"."region" IS NULL)) GROUP BY 1',
     )
     expected = truth(
         server,
@@ -71,7 +73,8 @@ def test_powerbi_count_distinct_plus_null_flag(server: RunningServer, conn: psyc
         'from "production"."orders"'
     ).fetchone()
     ((expected,),) = truth(
-        server, "SELECT count(DISTINCT region) + max(CASE WHEN region IS NULL THEN 1 ELSE 0 END) FROM main.orders"
+        server,
+        "SELECT count(DISTINCT region) + max(CASE WHEN region IS NULL THEN 1 ELSE 0 END) FROM main.orders",
     )
     assert got == (expected,)
 
@@ -107,10 +110,10 @@ def test_metabase_field_values(server: RunningServer, conn: psycopg.Connection) 
 
 def test_metabase_breakout_by_month(server: RunningServer, conn: psycopg.Connection) -> None:
     got = conn.execute(
-        "SELECT DATE_TRUNC('month', \"production\".\"orders\".\"order_date\") AS \"order_date\", "
+        'SELECT DATE_TRUNC(\'month\', "production"."orders"."order_date") AS "order_date", '
         'SUM("production"."orders"."revenue") AS "sum" FROM "production"."orders" '
-        "GROUP BY DATE_TRUNC('month', \"production\".\"orders\".\"order_date\") "
-        "ORDER BY DATE_TRUNC('month', \"production\".\"orders\".\"order_date\") ASC"
+        'GROUP BY DATE_TRUNC(\'month\', "production"."orders"."order_date") '
+        'ORDER BY DATE_TRUNC(\'month\', "production"."orders"."order_date") ASC'
     ).fetchall()
     expected = truth(
         server, "SELECT date_trunc('month', order_date), sum(amount) FROM main.orders GROUP BY 1 ORDER BY 1"

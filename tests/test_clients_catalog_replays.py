@@ -56,7 +56,9 @@ def test_tool_catalog_sql_replays(server: RunningServer, fixture: Path) -> None:
 
 
 def test_npgsql_type_loading_finds_the_types_it_maps(server: RunningServer) -> None:
-    (message,) = [m for m in messages(CLIENTS / "catalog" / "npgsql-8.0-type-loading.sql") if m.label == "type loading"]
+    (message,) = [
+        m for m in messages(CLIENTS / "catalog" / "npgsql-8.0-type-loading.sql") if m.label == "type loading"
+    ]
     with psycopg.connect(server.dsn, autocommit=True) as conn:
         cur = psycopg.ClientCursor(conn)
         cur.execute(message.sql.encode(), prepare=False)

@@ -20,9 +20,15 @@ def test_node_postgres_parameterized_queries(server: RunningServer) -> None:
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.fail("node and npm are needed for the node-postgres test")
     if not (NODE / "node_modules" / "pg").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE, check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"], cwd=NODE, check=True, capture_output=True, timeout=300
+        )
     out = subprocess.run(
-        ["node", "check.js", server.host, str(server.port)], cwd=NODE, capture_output=True, text=True, timeout=60
+        ["node", "check.js", server.host, str(server.port)],
+        cwd=NODE,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)

@@ -11,7 +11,21 @@ from tests.conftest import RunningServer
 
 
 def psql_script(server: RunningServer, script: str) -> subprocess.CompletedProcess[str]:
-    args = ["psql", "-X", "-h", server.host, "-p", str(server.port), "-U", "tester", "-d", "semantic", "-A", "-F", "|"]
+    args = [
+        "psql",
+        "-X",
+        "-h",
+        server.host,
+        "-p",
+        str(server.port),
+        "-U",
+        "tester",
+        "-d",
+        "semantic",
+        "-A",
+        "-F",
+        "|",
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     return subprocess.run(args, input=script, capture_output=True, text=True, timeout=60, env=env)
 
@@ -40,7 +54,9 @@ def test_psql_metric_query_error_and_recovery(server: RunningServer) -> None:
     out = psql_script(server, script)
     assert out.returncode == 0, out.stderr
     assert out.stderr.count("ERROR:") == 1 and "nope" in out.stderr
-    expected = truth(server, "SELECT region, count(order_id) FROM main.orders GROUP BY 1 ORDER BY 1 NULLS LAST")
+    expected = truth(
+        server, "SELECT region, count(order_id) FROM main.orders GROUP BY 1 ORDER BY 1 NULLS LAST"
+    )
     lines = out.stdout.splitlines()
     rows = [line for line in lines if "|" in line and not line.startswith("region|")][: len(expected)]
     assert rows == [f"{r or ''}|{n}" for r, n in expected]

@@ -14,7 +14,9 @@ import psycopg
 from tests.clients.support import truth
 from tests.conftest import RunningServer
 
-BY_CHANNEL = "SELECT channel, MEASURE(revenue) AS revenue FROM orders WHERE order_date >= $1 GROUP BY 1 ORDER BY 1"
+BY_CHANNEL = (
+    "SELECT channel, MEASURE(revenue) AS revenue FROM orders WHERE order_date >= $1 GROUP BY 1 ORDER BY 1"
+)
 BY_CHANNEL_TRUTH = (
     "SELECT channel, sum(amount) FROM main.orders WHERE order_date >= DATE '2024-01-01' GROUP BY 1 ORDER BY 1"
 )

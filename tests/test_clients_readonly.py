@@ -55,7 +55,9 @@ def test_refused_inside_a_transaction_block_needs_rollback(conn: psycopg.Connect
 
 
 def test_tableau_temp_table_probes(conn: psycopg.Connection) -> None:
-    conn.execute('CREATE LOCAL TEMPORARY TABLE "#Tableau_5_1_Connect" ("COL" INTEGER) ON COMMIT PRESERVE ROWS')
+    conn.execute(
+        'CREATE LOCAL TEMPORARY TABLE "#Tableau_5_1_Connect" ("COL" INTEGER) ON COMMIT PRESERVE ROWS'
+    )
     conn.execute('INSERT INTO "#Tableau_5_1_Connect" ("COL") VALUES (1), (2)')
     conn.execute('UPDATE pg_temp."#Tableau_5_1_Connect" SET "COL" = "COL" * 10')
     assert conn.execute('SELECT sum("COL") FROM "#Tableau_5_1_Connect"').fetchone() == (30,)

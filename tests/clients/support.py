@@ -42,7 +42,9 @@ def messages(path: Path) -> list[Message]:
         header, _, sql = chunk.partition("\n")
         parts = [p.strip() for p in header.split("|")]
         fields = dict(p.split(":", 1) for p in parts[1:])
-        columns = [[c.strip() for c in result.split(",") if c.strip()] for result in fields["columns"].split(";")]
+        columns = [
+            [c.strip() for c in result.split(",") if c.strip()] for result in fields["columns"].split(";")
+        ]
         params = json.loads(fields["params"]) if "params" in fields else None
         out.append(Message(parts[0], sql.strip(), columns, params))
     return out
