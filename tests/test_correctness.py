@@ -470,12 +470,10 @@ async def test_postgres_engine_gives_the_same_numbers(
     assert normalize([tuple(r) for r in on_postgres]) == normalize(on_duckdb)
 
 
-# -- and on a local Apache Spark (slow: run with `-m spark`) -------------------------------
+# -- and on a local Apache Spark (the slow part of `make test`; alone: `pytest -m spark`) ----
 @pytest.fixture(scope="module")
-def spark(request: pytest.FixtureRequest) -> Iterator[Any]:
-    if "spark" not in (request.config.option.markexpr or ""):
-        pytest.skip("Spark runs only when asked: pytest -m spark")
-    pyspark_sql = pytest.importorskip("pyspark.sql")
+def spark() -> Iterator[Any]:
+    import pyspark.sql as pyspark_sql
     warehouse = tempfile.mkdtemp(prefix="semproxy-compiler-spark-")
     session = (
         pyspark_sql.SparkSession.builder.master("local[1]")
