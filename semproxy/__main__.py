@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from semproxy.config import Settings
+from semproxy.config import AUTH_METHODS, Settings
 from semproxy.errors import ConfigError, SemproxyError
 
 
@@ -35,8 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--state-dir", help="where the catalog server keeps its data (SEMPROXY_STATE_DIR)")
     serve.add_argument(
         "--auth",
-        choices=["trust", "password", "md5", "scram-sha-256"],
-        help="Postgres auth method (SEMPROXY_AUTH; default scram-sha-256 with --users, else trust on loopback)",
+        choices=AUTH_METHODS,
+        help="Postgres auth method (SEMPROXY_AUTH; default scram-sha-256 with --users, else trust on "
+        "loopback; jwt: the password is a token of POST /api/auth/login; databricks: a Databricks token)",
     )
     serve.add_argument("--users", help="users file written by `semproxy users add` (SEMPROXY_USERS)")
     serve.add_argument("--tls-cert", help="TLS certificate (PEM) for SSLRequest (SEMPROXY_TLS_CERT)")

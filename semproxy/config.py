@@ -15,7 +15,9 @@ from typing import Any
 
 from semproxy.errors import ConfigError
 
-AUTH_METHODS = ("trust", "password", "md5", "scram-sha-256")
+AUTH_METHODS = ("trust", "password", "md5", "scram-sha-256", "jwt", "databricks")
+# the password is a token that says who the user is: no users file needed
+TOKEN_AUTH_METHODS = ("jwt", "databricks")
 DEFAULT_SECRET_KEY = "semproxy-development-secret-change-me"
 # env names of the backend plan, read when SEMPROXY_<NAME> is not set
 PLAIN_NAMES = {
@@ -49,6 +51,8 @@ class Settings:
     databricks_client_id: str | None = None
     databricks_client_secret: str | None = field(default=None, repr=False)
     databricks_profile: str | None = None
+    # how long a Databricks token's user, once verified, is remembered (auth databricks, sign-in)
+    databricks_token_cache_minutes: int = 10
     host: str = "127.0.0.1"
     port: int = 5433
     http_port: int = 8080
@@ -100,7 +104,9 @@ class Settings:
                 "on a loopback address (127.0.0.1, ::1, localhost); configure an auth method or "
                 "listen on 127.0.0.1"
             )
-        if self.auth_method != "trust" and self.users is None:
+        if self.auth_method == "databricks" and self.engine != "databricks":
+            raise ConfigError("auth databricks verifies Databricks tokens: it needs --engine databricks")
+        if self.auth_method not in ("trust", *TOKEN_AUTH_METHODS) and self.users is None:
             raise ConfigError(f"auth {self.auth_method} needs a users file (--users); see `semproxy users add`")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("TLS needs both a certificate (--tls-cert) and its key (--tls-key)")

@@ -246,7 +246,7 @@ class Extended:
 
     async def _run(self, portal: Portal, compiled: CompiledQuery, max_rows: int) -> None:
         if portal.rows is None:
-            portal.rows = RowStream(self.session.server.engine.execute(compiled.sql))
+            portal.rows = RowStream(self.session.engine.execute(compiled.sql))
         rows, timezone = portal.rows, self.session.timezone
         try:
             async for batch in rows.take(max_rows if max_rows > 0 else None):
@@ -323,6 +323,6 @@ class Extended:
                 return prepared.schema
             nulls = [None] * len(prepared.param_types)
             compiled = self._compile(bind(prepared.tree, nulls, (), prepared.param_types))
-        schema = named(await self.session.server.engine.describe(compiled.sql), compiled)
+        schema = named(await self.session.engine.describe(compiled.sql), compiled)
         prepared.schema = schema
         return schema

@@ -42,7 +42,7 @@ class Results:
     cursors: dict[str, SqlCursor] = field(default_factory=dict)
 
     def start(self, compiled: CompiledQuery) -> RowStream:
-        return RowStream(self.session.server.engine.execute(compiled.sql))
+        return RowStream(self.session.engine.execute(compiled.sql))
 
     async def select(self, compiled: CompiledQuery) -> None:
         """RowDescription, every DataRow, CommandComplete."""
@@ -69,7 +69,7 @@ class Results:
                 described = True
             await session.write_rows(encode_batch(batch, formats, session.timezone))
         if not described:  # no rows at all: the schema still comes from the engine
-            schema = named(await session.server.engine.describe(compiled.sql), compiled)
+            schema = named(await session.engine.describe(compiled.sql), compiled)
             session.send(row_description(schema, formats))
 
     # -- COPY ----------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ class Results:
                     first = False
                 await session.write_rows(copy_rows(batch, fmt, session.timezone))
             if first:
-                schema = named(await session.server.engine.describe(compiled.sql), compiled)
+                schema = named(await session.engine.describe(compiled.sql), compiled)
                 session.send(m.CopyOutResponse(0, (0,) * len(schema)))
                 if fmt.header:
                     session.writer.write(copy_header(schema.names, fmt))
@@ -123,7 +123,7 @@ class Results:
     async def description(self, name: str, formats: Sequence[int] | None) -> m.RowDescription:
         """The RowDescription a FETCH from cursor `name` answers (Describe of it, or of the cursor)."""
         cursor = self.cursors[name]
-        schema = named(await self.session.server.engine.describe(cursor.compiled.sql), cursor.compiled)
+        schema = named(await self.session.engine.describe(cursor.compiled.sql), cursor.compiled)
         return row_description(schema, [1] if cursor.binary else formats)
 
     async def fetch(

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 import structlog
 from sqlglot import exp
 
-from semproxy.auth.methods import PasswordVerifier
+from semproxy.auth.databricks import DatabricksTokens
 from semproxy.auth.users import UsersFile
+from semproxy.auth.verifiers import password_verifier
 from semproxy.catalog.server import CatalogServer
 from semproxy.catalog.specs import table_specs
 from semproxy.catalog.sync import sync_catalog
@@ -46,10 +47,10 @@ class Server:
         self._reload_lock = asyncio.Lock()
         self._pids = itertools.count(os.getpid() * 1000 % 2_000_000_000 + 1)
         self.tls = tls_context(settings)
-        self.users = UsersFile(Path(settings.users)) if settings.users else None
-        # the `password` method's check of a cleartext password; None: the users file.
-        # The JWT and Databricks-token modes set their own.
-        self.password_verifier: PasswordVerifier | None = None
+        self.users = UsersFile(Path(settings.users)) if settings.users else None  # both ports' users
+        self.databricks_tokens = DatabricksTokens.for_engine(engine, settings)  # None unless Databricks
+        # the cleartext methods' check (password: the users file; jwt; databricks)
+        self.password_verifier = password_verifier(settings, self.users, self.databricks_tokens)
 
     @property
     def server_version(self) -> str:
@@ -127,9 +128,14 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 async def serve(
-    settings: Settings, registry: Registry, engine: Engine, ready: asyncio.Event | None = None
+    settings: Settings,
+    registry: Registry,
+    engine: Engine,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Start everything, serve until SIGINT/SIGTERM, then stop everything."""
+    """Start everything, serve until SIGINT/SIGTERM (or until `stop` is set, when given: then
+    signals are left alone, as for a server run inside a test), then stop everything."""
     from semproxy.admin.app import serve_http
 
     catalog = await CatalogServer.start(settings.state_dir, settings.database_name)
@@ -139,10 +145,6 @@ async def serve(
         listener = await asyncio.start_server(
             server.handle, settings.host, settings.port, backlog=LISTEN_BACKLOG, reuse_address=True
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         reloads: set[asyncio.Task[list[ModelError]]] = set()
 
         def reload() -> None:
@@ -150,7 +152,12 @@ async def serve(
             reloads.add(task)
             task.add_done_callback(reloads.discard)
 
-        loop.add_signal_handler(signal.SIGHUP, reload)
+        if stop is None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(signal.SIGHUP, reload)
         http = asyncio.create_task(serve_http(server, stop))
         log.info(
             "serving",

@@ -44,6 +44,7 @@ EXTENDED = (m.Parse, m.Bind, m.Describe, m.Execute, m.Close, m.Sync, m.Flush)
 
 if TYPE_CHECKING:
     from semproxy.catalog.relay import CatalogConnection
+    from semproxy.engines.base import Engine
     from semproxy.server import Server
 
 log = structlog.get_logger("semproxy.session")
@@ -81,6 +82,7 @@ class Disconnected(Exception):
 class Session:
     def __init__(self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.server = server
+        self.engine: Engine = server.engine  # a login may set its own (a Databricks user's token)
         self.reader = reader
         self.writer = writer
         self.decoder = FrontendDecoder(server.settings.max_message)

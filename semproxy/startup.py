@@ -5,14 +5,15 @@ the greeting (ParameterStatus, BackendKeyData, ReadyForQuery).
     GSSENCRequest    'N' (no GSSAPI)
     CancelRequest    handed to the server; the connection then closes, answering nothing
     StartupMessage   protocol 3.x (a newer minor gets NegotiateProtocolVersion 3.0), then the
-                     configured auth method; no query is read before it succeeds
+                     configured auth method; no query is read before it succeeds. A login
+                     may give the session an engine of its own (a Databricks user's token).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from semproxy.auth.methods import Step, exchange_for
+from semproxy.auth.methods import CLEARTEXT_METHODS, Step, exchange_for
 from semproxy.errors import InvalidAuthorization, ProtocolViolation
 from semproxy.pg import messages as m
 
@@ -63,7 +64,8 @@ async def _negotiate_tls(session: Session) -> None:
 
 
 async def authenticate(session: Session, startup: m.StartupMessage) -> None:
-    """Check the startup packet and run the auth method; raises a FATAL error on failure."""
+    """Check the startup packet and run the auth method; raises a FATAL error on failure.
+    When the login names an engine of its own, the session's queries run on it."""
     settings = session.server.settings
     if startup.protocol >> 16 != 3:
         raise ProtocolViolation(
@@ -78,9 +80,9 @@ async def authenticate(session: Session, startup: m.StartupMessage) -> None:
             hint="connect with sslmode=require",
         )
     method = settings.auth_method
-    if method == "password" and not (session.tls or session.peer_is_loopback):
+    if method in CLEARTEXT_METHODS and not (session.tls or session.peer_is_loopback):
         raise InvalidAuthorization(
-            f'password authentication for user "{user}" requires SSL', hint="connect with sslmode=require"
+            f'{method} authentication for user "{user}" requires SSL', hint="connect with sslmode=require"
         )
     exchange = exchange_for(method, user, session.server.users, session.server.password_verifier)
     if exchange is None:
@@ -96,6 +98,8 @@ async def authenticate(session: Session, startup: m.StartupMessage) -> None:
         step = await exchange.answer(answer.data)
     if step.message is not None:
         session.send(step.message)
+    if step.login is not None and step.login.engine is not None:
+        session.engine = step.login.engine
 
 
 def greeting(session: Session, startup: m.StartupMessage) -> list[m.BackendMessage]:

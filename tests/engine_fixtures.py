@@ -6,7 +6,10 @@ of the Databricks SQL connector (the only part that cannot run here).
 - `SparkConnectServer`: the Connect server shipped in the pyspark wheel, as a child
   process, with the demo tables in database `main`;
 - `FakeDatabricks`: `databricks.sql.connect(...)` -> connection -> cursor, running the SQL
-  on DuckDB after transpiling databricks -> duckdb, returning real Arrow tables.
+  on DuckDB after transpiling databricks -> duckdb, returning real Arrow tables. Like a
+  workspace, it knows whose each token is: `current_user()` names the connection's user,
+  an unknown personal access token is refused when the connection opens, and `ran`
+  records which token ran each statement.
 """
 
 from __future__ import annotations
@@ -154,29 +157,49 @@ class FakeRequestError(Exception):
     """Stands for databricks.sql.exc.RequestError (patched in by the test)."""
 
 
+SERVICE_USER = "semproxy-service@example.com"  # whom the configured credentials sign in as
+
+
 class FakeDatabricks:
     """`connect(**options)` as `databricks.sql.connect`: records the options each connection
     was opened with; `dead_connections` makes the next N statements fail as a dropped
-    connection would; `reachable = False` makes connecting fail."""
+    connection would; `reachable = False` makes connecting fail. `users` maps personal
+    access tokens to user names (None: any token is someone's); a connection with
+    `access_token` of no user is refused, as the workspace answers 403 to OpenSession."""
 
-    def __init__(self, database: Path, request_error: type[Exception]) -> None:
+    def __init__(
+        self, database: Path, request_error: type[Exception], users: dict[str, str] | None = None
+    ) -> None:
         self.db = duckdb.connect(str(database), read_only=True)
         self.request_error = request_error
+        self.users = users
         self.opened: list[dict[str, Any]] = []
         self.dead_connections = 0
         self.reachable = True
         self.statements: list[str] = []
+        self.ran: list[tuple[str | None, str]] = []  # (access token or None for the service, statement)
 
     def connect(self, **options: Any) -> FakeConnection:
         if not self.reachable:
             raise self.request_error("Error during request to server: connection refused")
+        token = options.get("access_token")
+        if token is None:
+            user = SERVICE_USER
+        elif self.users is None:
+            user = "someone@example.com"
+        elif token in self.users:
+            user = self.users[token]
+        else:
+            raise self.request_error("Error during request to server: 403 Forbidden: Invalid access token")
         self.opened.append(options)
-        return FakeConnection(self)
+        return FakeConnection(self, token, user)
 
 
 class FakeConnection:
-    def __init__(self, fake: FakeDatabricks) -> None:
+    def __init__(self, fake: FakeDatabricks, token: str | None, user: str) -> None:
         self.fake = fake
+        self.token = token
+        self.user = user
         self.open = True
 
     def cursor(self) -> FakeCursor:
@@ -194,6 +217,7 @@ class FakeCursor:
         self.reader: pa.RecordBatchReader | None = None
         self.rows: list[Row] = []
         self.lock = threading.Lock()
+        self.closed = False
 
     def __enter__(self) -> FakeCursor:
         return self
@@ -207,7 +231,8 @@ class FakeCursor:
             fake.dead_connections -= 1
             raise fake.request_error("Error during request to server: connection reset by peer")
         fake.statements.append(operation)
-        sql = _to_duckdb(operation)
+        fake.ran.append((self.conn.token, operation))
+        sql = _to_duckdb(operation, self.conn.user)
         from databricks.sql.exc import ServerOperationError
 
         try:
@@ -236,10 +261,15 @@ class FakeCursor:
         return pa.Table.from_batches(batches, schema=self.reader.schema)
 
     def cancel(self) -> None:
-        self.duck.interrupt()
+        # the connector's cancel of a closed cursor (no running command) only logs a warning
+        with self.lock:
+            if not self.closed:
+                self.duck.interrupt()
 
     def close(self) -> None:
-        self.duck.close()
+        with self.lock:
+            self.closed = True
+            self.duck.close()
 
     # metadata, as the connector's Thrift metadata calls answer them
     def catalogs(self) -> FakeCursor:
@@ -277,10 +307,13 @@ class FakeCursor:
         return self.rows
 
 
-def _to_duckdb(sql: str) -> str:
+def _to_duckdb(sql: str, user: str) -> str:
     """Databricks SQL as DuckDB runs it. Databricks' PERCENTILE is exact and interpolated
-    (DuckDB's quantile_cont); sqlglot writes DuckDB's QUANTILE, which is discrete."""
+    (DuckDB's quantile_cont); sqlglot writes DuckDB's QUANTILE, which is discrete.
+    `current_user()` is the connection's user."""
     tree = sqlglot.parse_one(sql, read="databricks")
     for node in list(tree.find_all(exp.Quantile)):
         node.replace(exp.Anonymous(this="quantile_cont", expressions=[node.this, node.args["quantile"]]))
+    for current in list(tree.find_all(exp.CurrentUser)):
+        current.replace(exp.Literal.string(user))
     return tree.sql(dialect="duckdb")

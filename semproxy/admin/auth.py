@@ -6,8 +6,10 @@
     POST /api/auth/refresh      a fresh token for a still-valid one
     GET  /api/auth/permissions  the user's roles and permissions, and the role mapping
 
-Passwords are checked against the Postgres port's users file (`--users`, written by
-`semproxy users add`), so one file serves both ports; roles come from `user_roles`
+Passwords are checked against the Postgres port's users file (the one `users` setting,
+`--users`, written by `semproxy users add`): one file, read by one UsersFile, serves both
+ports. Databricks tokens go through the Server's DatabricksTokens, whose cache the Postgres
+side's `databricks` auth method shares. Roles come from `user_roles`
 (`alice=admin;bob=analyst`), and anyone not named there has role `user`.
 """
 
@@ -20,6 +22,7 @@ import structlog
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from semproxy.auth.databricks import DatabricksTokens
 from semproxy.auth.tokens import User, expires_at, issue_token, verify_token
 from semproxy.auth.users import UsersFile
 from semproxy.config import Settings
@@ -38,7 +41,7 @@ class LoginRequest(BaseModel):
 def check_password(request: Request, username: str, password: str) -> User:
     """The user, if the users file (`--users`, shared with the Postgres port) verifies the password."""
     settings = settings_of(request)
-    users: UsersFile | None = request.app.state.users
+    users: UsersFile | None = request.app.state.server.users
     secrets = users.get(username) if users is not None else None
     if secrets is None or not secrets.scram.matches(password):
         raise InvalidPassword("wrong user name or password")
@@ -123,25 +126,16 @@ async def login(body: LoginRequest, request: Request) -> dict[str, Any]:
 
 
 async def _databricks_user(request: Request, token: str) -> User:
-    """The Databricks user a personal access token belongs to: `SELECT current_user()` run
-    with that token."""
-    engine = request.app.state.server.engine
-    if engine.dialect != "databricks":
+    """The Databricks user a personal access token belongs to (`SELECT current_user()` run
+    with that token, remembered for the cache TTL)."""
+    server = request.app.state.server
+    tokens: DatabricksTokens | None = server.databricks_tokens
+    if tokens is None:
         raise HTTPException(
             400,
-            f"the {engine.dialect} engine cannot verify Databricks tokens; sign in with username and password",
+            f"the {server.engine.dialect} engine cannot verify Databricks tokens; sign in with username and password",
         )
-    try:
-        names = [
-            row["user_name"]
-            async for batch in engine.execute("SELECT current_user() AS user_name", token=token)
-            for row in batch.to_pylist()
-        ]
-    except Exception as exc:  # noqa: BLE001 - any failure of the lookup means the token is not accepted
-        raise InvalidPassword(f"Databricks refused the token ({type(exc).__name__})") from None
-    if not names:
-        raise InvalidPassword("Databricks named no user for the token")
-    name = str(names[0])
+    name = await tokens.user_of(token)
     return User(name, name if "@" in name else None, settings_of(request).roles_of(name))
 
 

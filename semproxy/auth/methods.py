@@ -3,8 +3,10 @@ client's 'p' message payloads, ending in success or InvalidPassword (28P01).
 
     trust           no conversation (the listener allows it on loopback only)
     password        AuthenticationCleartextPassword; only over TLS or from a loopback peer;
-                    the password goes to a PasswordVerifier (the users file, or a token
-                    verifier such as JWT or a Databricks token, which plug in here)
+                    the password goes to a PasswordVerifier (by default the users file)
+    jwt             the same, and the password is a sign-in token of the HTTP port (auth.verifiers)
+    databricks      the same, and the password is a Databricks personal access token; the
+                    session's queries then run with it (auth.verifiers, auth.databricks)
     md5             AuthenticationMD5Password with a random salt, against the users file
     scram-sha-256   SASL SCRAM-SHA-256 (RFC 5802/7677) with the `scramp` library
 
@@ -21,7 +23,7 @@ import os
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from scramp import ScramException, ScramMechanism
 
@@ -29,19 +31,38 @@ from semproxy.auth.users import ScramVerifier, UsersFile
 from semproxy.errors import InvalidPassword
 from semproxy.pg import messages as m
 
-# (user, cleartext password) -> whether it is right. The users file is one; the JWT and
-# Databricks-token modes are others.
-PasswordVerifier = Callable[[str, str], Awaitable[bool]]
+if TYPE_CHECKING:
+    from semproxy.engines.base import Engine
+
+# the methods whose client sends its password (or token) in clear: only over TLS or loopback
+CLEARTEXT_METHODS = ("password", "jwt", "databricks")
+
+
+@dataclass(frozen=True)
+class Login:
+    """A client that proved who it is. `engine`: what its queries run on when not the
+    server's engine (a Databricks-token user's own view of the warehouse)."""
+
+    engine: Engine | None = None
+
+
+# (user, cleartext password) -> the Login, or None when the password is wrong. The users
+# file is one; the JWT and Databricks-token methods are others (auth.verifiers).
+PasswordVerifier = Callable[[str, str], Awaitable[Login | None]]
 _DECOY_KEY = os.urandom(32)  # per process: the decoy salt of an unknown user is stable but unguessable
 
 
 @dataclass(frozen=True)
 class Step:
-    """What the server says next; `done` when the client is then authenticated (SASLFinal is
-    sent before AuthenticationOk and expects no answer)."""
+    """What the server says next; `login` when the client is then authenticated (SASLFinal
+    is sent before AuthenticationOk and expects no answer)."""
 
     message: m.BackendMessage | None = None
-    done: bool = False
+    login: Login | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.login is not None
 
 
 class Exchange(Protocol):
@@ -61,9 +82,9 @@ def failed(user: str) -> InvalidPassword:
 
 
 def users_file_verifier(users: UsersFile) -> PasswordVerifier:
-    async def verify(user: str, password: str) -> bool:
+    async def verify(user: str, password: str) -> Login | None:
         found = users.get(user)
-        return found is not None and found.scram.matches(password)
+        return Login() if found is not None and found.scram.matches(password) else None
 
     return verify
 
@@ -77,9 +98,10 @@ class CleartextExchange:
 
     async def answer(self, data: bytes) -> Step:
         password = data.rstrip(b"\0").decode(errors="replace")
-        if not password or not await self.verify(self.user, password):
+        login = await self.verify(self.user, password) if password else None
+        if login is None:
             raise failed(self.user)
-        return Step(done=True)
+        return Step(login=login)
 
 
 class MD5Exchange:
@@ -95,7 +117,7 @@ class MD5Exchange:
         expected = "md5" + hashlib.md5(stored[3:].encode() + self.salt).hexdigest()
         if not hmac.compare_digest(data.rstrip(b"\0"), expected.encode()):
             raise failed(self.user)
-        return Step(done=True)
+        return Step(login=Login())
 
 
 class ScramExchange:
@@ -131,7 +153,7 @@ class ScramExchange:
             self.server.set_client_final(data.decode())
             if not self.known:
                 raise failed(self.user)
-            return Step(m.AuthenticationSASLFinal(self.server.get_server_final().encode()), done=True)
+            return Step(m.AuthenticationSASLFinal(self.server.get_server_final().encode()), Login())
         except (ScramException, ValueError, struct.error):
             raise failed(self.user) from None
 
@@ -165,9 +187,9 @@ def exchange_for(
     """The conversation `method` holds with `user`; None for trust."""
     if method == "trust":
         return None
-    if method == "password":
+    if method in CLEARTEXT_METHODS:
         if verify is None:
-            assert users is not None, "the password method needs a users file or a verifier"
+            assert users is not None and method == "password", f"{method} needs a verifier"
             verify = users_file_verifier(users)
         return CleartextExchange(user, verify)
     assert users is not None, f"{method} needs a users file"

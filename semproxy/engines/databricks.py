@@ -3,8 +3,9 @@
 Authentication is the Databricks SDK's unified one (a PAT, OAuth machine-to-machine with a
 client id and secret, or a config profile), resolved once by `databricks.sdk.core.Config`
 and handed to the connector as its credentials provider. A client that logged in with
-its own Databricks token runs its queries with that token (`execute(sql, token=...)`),
-so Unity Catalog permissions apply per user. Queries carry the user agent `semproxy`
+its own Databricks token runs its queries with that token: its session holds
+`engine.as_user(token)`, a view of this engine in which every statement, describe and
+listing runs as that user, so Unity Catalog permissions apply per user. Queries carry the user agent `semproxy`
 and a query tag, so they are recognisable in the warehouse's query history.
 
 The connector blocks, so each query runs in a thread of its own (`threads.py`), fetching
@@ -74,8 +75,21 @@ class DatabricksEngine:
         self._connect = connect
         self._idle: list[Any] = []
         self._lock = threading.Lock()
-        self._running: set[Any] = set()
+        self._running: dict[Any, str | None] = {}  # cursor -> the user token it runs with
         self._config: Any = None
+
+    def as_user(self, token: str) -> DatabricksUser:
+        """This engine as the owner of `token` sees it (their Unity Catalog permissions)."""
+        return DatabricksUser(self, token)
+
+    async def current_user(self, token: str) -> str:
+        """The Databricks user name `token` belongs to, as the warehouse says
+        (`SELECT current_user()` run with that token); EngineError if it is refused."""
+        async for batch in self.execute("SELECT current_user() AS user_name", token=token):
+            names = batch.column(0).to_pylist()
+            if names and names[0]:
+                return str(names[0])
+        raise EngineError("Databricks named no user for the token")
 
     async def execute(self, sql: str, *, token: str | None = None) -> AsyncIterator[pa.RecordBatch]:
         cursors: list[Any] = []
@@ -95,7 +109,7 @@ class DatabricksEngine:
                         if table.num_rows < BATCH_ROWS:
                             break
             finally:
-                self._running.discard(cursor)
+                self._running.pop(cursor, None)
                 cursor.close()
                 self._release(conn, token)
 
@@ -106,22 +120,24 @@ class DatabricksEngine:
         async for batch in stream_in_thread(produce, interrupt, timeout=self.timeout):
             yield batch
 
-    async def describe(self, sql: str) -> pa.Schema:
+    async def describe(self, sql: str, *, token: str | None = None) -> pa.Schema:
         from sqlglot import exp, parse_one
 
         limited = parse_one(sql, dialect=self.dialect)
         assert isinstance(limited, exp.Query)
         query = exp.select("*").from_(limited.subquery("q")).limit(0).sql(dialect=self.dialect)
-        async for batch in self.execute(query):
+        async for batch in self.execute(query, token=token):
             return batch.schema
         raise EngineError("the warehouse returned no result schema", detail=sql)
 
-    async def cancel(self) -> None:
-        for cursor in list(self._running):
-            await asyncio.to_thread(cursor.cancel)
+    async def cancel(self, *, token: str | None = None) -> None:
+        """Cancel the running statements (only those run with `token`, when given)."""
+        for cursor, owner in list(self._running.items()):
+            if token is None or owner == token:
+                await asyncio.to_thread(cursor.cancel)
 
-    async def health(self) -> None:
-        async for _ in self.execute("SELECT 1"):
+    async def health(self, *, token: str | None = None) -> None:
+        async for _ in self.execute("SELECT 1", token=token):
             pass
 
     async def aclose(self) -> None:
@@ -131,30 +147,34 @@ class DatabricksEngine:
         for conn in idle:
             await asyncio.to_thread(conn.close)
 
-    async def list_catalogs(self) -> list[str]:
-        return [r[0] for r in await self._metadata(lambda c: c.catalogs())]
+    async def list_catalogs(self, *, token: str | None = None) -> list[str]:
+        return [r[0] for r in await self._metadata(lambda c: c.catalogs(), token)]
 
-    async def list_schemas(self, catalog: str | None = None) -> list[str]:
-        return [r[0] for r in await self._metadata(lambda c: c.schemas(catalog_name=catalog))]
+    async def list_schemas(self, catalog: str | None = None, *, token: str | None = None) -> list[str]:
+        return [r[0] for r in await self._metadata(lambda c: c.schemas(catalog_name=catalog), token)]
 
-    async def list_tables(self, schema: str, catalog: str | None = None) -> list[TableInfo]:
-        rows = await self._metadata(lambda c: c.tables(catalog_name=catalog, schema_name=schema))
+    async def list_tables(
+        self, schema: str, catalog: str | None = None, *, token: str | None = None
+    ) -> list[TableInfo]:
+        rows = await self._metadata(lambda c: c.tables(catalog_name=catalog, schema_name=schema), token)
         return [TableInfo(schema, r.TABLE_NAME, r.REMARKS or None) for r in rows]
 
-    async def list_columns(self, table: str, schema: str, catalog: str | None = None) -> list[ColumnInfo]:
+    async def list_columns(
+        self, table: str, schema: str, catalog: str | None = None, *, token: str | None = None
+    ) -> list[ColumnInfo]:
         rows = await self._metadata(
-            lambda c: c.columns(catalog_name=catalog, schema_name=schema, table_name=table)
+            lambda c: c.columns(catalog_name=catalog, schema_name=schema, table_name=table), token
         )
         return [ColumnInfo(r.COLUMN_NAME, r.TYPE_NAME, r.REMARKS or None) for r in rows]
 
-    async def _metadata(self, call: Callable[[Any], Any]) -> list[Any]:
+    async def _metadata(self, call: Callable[[Any], Any], token: str | None) -> list[Any]:
         def run() -> list[Any]:
-            conn = self._acquire(None)
+            conn = self._acquire(token)
             try:
                 with _errors("metadata"), conn.cursor() as cursor:
                     return list(call(cursor).fetchall())
             finally:
-                self._release(conn, None)
+                self._release(conn, token)
 
         return await asyncio.to_thread(run)
 
@@ -169,17 +189,17 @@ class DatabricksEngine:
             conn = self._acquire(token)
             cursor = conn.cursor()
             cursors.append(cursor)
-            self._running.add(cursor)
+            self._running[cursor] = token
             try:
                 cursor.execute(sql)
                 return conn, cursor
             except ServerOperationError as exc:  # the warehouse refused the statement
-                self._running.discard(cursor)
+                self._running.pop(cursor, None)
                 cursor.close()
                 self._release(conn, token)
                 raise _error(exc, sql) from exc
             except (RequestError, Error, OSError) as exc:
-                self._running.discard(cursor)
+                self._running.pop(cursor, None)
                 cursor.close()
                 conn.close()  # a dead connection: dropped, not pooled
                 if attempt == 2:
@@ -237,6 +257,48 @@ class DatabricksEngine:
             config = self._config
             options["credentials_provider"] = lambda: config.authenticate
         return connect(**options)
+
+
+class DatabricksUser:
+    """A DatabricksEngine as one user sees it: everything runs with their token, on
+    connections of their own (closed after each statement; the service pool is not used).
+    Held by the Postgres session of a client that signed in with that token."""
+
+    dialect = "databricks"
+
+    def __init__(self, engine: DatabricksEngine, token: str) -> None:
+        self._engine = engine
+        self._token = token
+
+    def __repr__(self) -> str:
+        return "DatabricksUser(<token>)"
+
+    def execute(self, sql: str) -> AsyncIterator[pa.RecordBatch]:
+        return self._engine.execute(sql, token=self._token)
+
+    async def describe(self, sql: str) -> pa.Schema:
+        return await self._engine.describe(sql, token=self._token)
+
+    async def cancel(self) -> None:
+        await self._engine.cancel(token=self._token)
+
+    async def health(self) -> None:
+        await self._engine.health(token=self._token)
+
+    async def aclose(self) -> None:
+        await self.cancel()  # its connections close after each statement; the pool is the engine's
+
+    async def list_catalogs(self) -> list[str]:
+        return await self._engine.list_catalogs(token=self._token)
+
+    async def list_schemas(self, catalog: str | None = None) -> list[str]:
+        return await self._engine.list_schemas(catalog, token=self._token)
+
+    async def list_tables(self, schema: str, catalog: str | None = None) -> list[TableInfo]:
+        return await self._engine.list_tables(schema, catalog, token=self._token)
+
+    async def list_columns(self, table: str, schema: str, catalog: str | None = None) -> list[ColumnInfo]:
+        return await self._engine.list_columns(table, schema, catalog, token=self._token)
 
 
 class _errors:
