@@ -9,9 +9,11 @@ import pytest
 import sqlglot
 
 from semproxy.errors import SemproxyError
+from semproxy.plan import compile as compile_module
 from semproxy.plan.compile import compile_query
 from semproxy.plan.tables import virtual_tables
 from semproxy.semantic.registry import Registry
+from semproxy.sql.parse import mask_literals
 from tests.compiler_fixtures import load_registry
 
 
@@ -150,6 +152,69 @@ def test_plan_cache_reuses_the_plan_for_other_literals(registry: Registry) -> No
     assert again is cold
     assert hit_ms < 0.1, hit_ms
     assert cold_ms < 50, cold_ms  # generous for a loaded CI machine; typically a few ms
+
+
+def test_a_shape_hit_neither_parses_nor_plans(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = Registry(categories=registry.categories)
+    sql = (
+        "SELECT customer__region, MEASURE(revenue) FROM orders WHERE status IN ({}, 'x')"
+        " AND order_date >= DATE {} GROUP BY 1 HAVING MEASURE(revenue) > {} LIMIT {}"
+    )
+    cold = compile_query(sql.format("'completed'", "'2024-01-01'", 10, 5), fresh, dialect="spark")
+    monkeypatch.setattr(compile_module, "parse_statement", _never)
+    monkeypatch.setattr(compile_module, "_compile_tree", _never)
+    hit = compile_query(sql.format("'it''s'", "'2024-02-01'", 2.5, 7), fresh, dialect="spark")
+    expected = (
+        cold.sql.replace("'completed'", "'it\\'s'")  # Spark escapes a quote with a backslash
+        .replace("2024-01-01", "2024-02-01")
+        .replace("> 10", "> 2.5")
+        .replace("LIMIT 5", "LIMIT 7")
+    )
+    assert hit.sql == expected
+    assert hit.tree.sql(dialect="spark") == expected  # the tree, built on demand, says the same
+    samples = []
+    for i in range(200):
+        start = time.perf_counter()
+        compile_query(sql.format(f"'v{i}'", "'2024-03-01'", i, i), fresh, dialect="spark")
+        samples.append((time.perf_counter() - start) * 1000)
+    assert sorted(samples)[100] < 0.5, sorted(samples)[100]  # ~0.05 ms on a quiet machine
+
+
+def _never(*args: object) -> None:
+    raise AssertionError("a plan-cache hit parsed or planned")
+
+
+def test_literals_that_shape_the_plan_are_part_of_its_key(registry: Registry) -> None:
+    sql = "SELECT DATE_TRUNC({}, order_date), MEASURE(revenue) FROM orders WHERE region = 'EU' GROUP BY 1 ORDER BY 1"
+    month = compile_query(sql.format("'month'"), registry).sql
+    week = compile_query(sql.format("'week'"), registry).sql
+    assert "MONTH" in month.upper() and "WEEK" in week.upper() and "MONTH" not in week.upper()
+    by_position = compile_query(
+        "SELECT region, status, MEASURE(revenue) FROM orders GROUP BY 1, 2 ORDER BY 2", registry
+    )
+    other = compile_query(
+        "SELECT region, status, MEASURE(revenue) FROM orders GROUP BY 1, 2 ORDER BY 3", registry
+    )
+    assert by_position.sql != other.sql
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT MEASURE(revenue) FROM orders WHERE status = E'it\\'s'",  # escape string: not masked
+        "SELECT MEASURE(revenue) FROM orders /* a 'comment' */ WHERE status = 'x'",
+        "SELECT MEASURE(revenue) FROM orders WHERE status = $$x$$",
+    ],
+)
+def test_texts_the_mask_cannot_read_still_compile(registry: Registry, sql: str) -> None:
+    assert mask_literals(sql) is None
+    assert "SUM(" in compile_query(sql, registry).sql
+
+
+def test_the_mask_skips_quoted_names_and_comments() -> None:
+    masked = mask_literals("SELECT \"a'b\", t1.x FROM \"t2\" WHERE y = 3 -- 'c' 4\n AND z = 'd''e'")
+    assert masked is not None
+    assert [(lit.is_string, lit.value) for lit in masked.literals] == [(False, "3"), (True, "d'e")]
 
 
 def test_cache_is_per_registry(registry: Registry) -> None:

@@ -14,33 +14,22 @@ stands; the SQL around it is kept and only re-dialected.
 
 from __future__ import annotations
 
-import weakref
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from sqlglot import exp
 
 from semproxy.errors import FeatureNotSupported
 from semproxy.plan.aggregate import ModelSub, sub_key
+from semproxy.plan.cache import SLOT, CompiledQuery, Plan, plan_cache, remember, slot_literals
 from semproxy.plan.metrics import Leaf
 from semproxy.plan.query import KEYS, Resolver, SemanticQuery
 from semproxy.plan.tables import SchemaIndex, metric_table
 from semproxy.semantic.registry import Registry
 from semproxy.sql import quirks
-from semproxy.sql.parse import output_name, parse_statement
+from semproxy.sql.parse import Masked, mask_literals, output_name, parse_statement
 
-CACHE_SIZE = 2048
-SLOT = "semproxy_literal_"  # placeholder names of the plan cache's literal slots
+__all__ = ["CompiledQuery", "compile_query", "compile_select", "output_columns"]
 GRAIN = "grain"
-
-
-@dataclass(frozen=True)
-class CompiledQuery:
-    sql: str  # the warehouse SQL in the target dialect
-    columns: tuple[str, ...]  # output column names, in order, as the client sees them
-    tree: exp.Expr  # the sqlglot tree (for Describe / re-dialecting)
 
 
 def compile_query(
@@ -51,99 +40,95 @@ def compile_query(
 ) -> CompiledQuery:
     """Compile one statement on metric tables into `dialect` SQL.
 
-    Cached per Registry: the same text is a dict lookup; the same shape with other
-    literal values in WHERE/HAVING/LIMIT reuses the plan and only fills the values in."""
+    Cached per Registry (see plan/cache.py): the same text is a dict lookup; the same
+    shape with other literal values reuses the plan and only prints the values."""
     cache = plan_cache(registry)
     path = tuple(search_path)
-    if isinstance(text, str):
-        hit = cache.texts.get((text, path, dialect))
-        if hit is not None:
-            cache.texts.move_to_end((text, path, dialect))
-            return hit
-        tree = parse_statement(text)
-        if tree is None:
-            raise FeatureNotSupported("this statement could not be parsed as a query on metric tables")
-    else:
-        tree = text
-    shape, values = _parameterize(tree)
-    template = cache.shapes.get((shape, path, dialect))
-    if template is None:
-        template = _compile_tree(shape, registry, path, dialect)
-        remember(cache.shapes, (shape, path, dialect), template)
-    result = _fill(template, values, dialect) if values else template
-    if isinstance(text, str):
-        remember(cache.texts, (text, path, dialect), result)
+    if not isinstance(text, str):
+        return _compile_bound(text, registry, path, dialect)
+    hit = cache.texts.get((text, path, dialect))
+    if hit is not None:
+        cache.texts.move_to_end((text, path, dialect))
+        return hit
+    masked = mask_literals(text)
+    result = _from_shape(masked, registry, path, dialect) if masked is not None else None
+    if result is None:
+        result = _compile_text(text, masked, registry, path, dialect)
+    remember(cache.texts, (text, path, dialect), result)
     return result
 
 
-# -- the plan cache ----------------------------------------------------------------------
-class PlanCache:
-    """Per Registry: compiled statements by text, plans by shape, routes by query string."""
-
-    def __init__(self) -> None:
-        self.routes: OrderedDict[tuple[str, tuple[str, ...], str], list[Any]] = OrderedDict()
-        self.texts: OrderedDict[tuple[str, tuple[str, ...], str], CompiledQuery] = OrderedDict()
-        self.shapes: OrderedDict[tuple[exp.Expr, tuple[str, ...], str], CompiledQuery] = OrderedDict()
-
-
-_CACHES: dict[int, tuple[weakref.ref[Registry], PlanCache]] = {}
-
-
-def plan_cache(registry: Registry) -> PlanCache:
-    key = id(registry)
-    found = _CACHES.get(key)
-    if found is not None and found[0]() is registry:
-        return found[1]
-    cache = PlanCache()
-    _CACHES[key] = (weakref.ref(registry, lambda _: _CACHES.pop(key, None)), cache)
-    return cache
+def _from_shape(
+    masked: Masked, registry: Registry, path: tuple[str, ...], dialect: str
+) -> CompiledQuery | None:
+    cache = plan_cache(registry)
+    shape = (masked.key, path, dialect)
+    fixed = cache.fixed.get(shape)
+    if fixed is None:
+        return None
+    plan = cache.plans.get((shape, tuple(masked.literals[i].value for i in fixed)))
+    if plan is None:
+        return None
+    values = {
+        i: exp.Literal(this=lit.value, is_string=lit.is_string)
+        for i, lit in enumerate(masked.literals)
+        if i not in fixed
+    }
+    return plan.fill(values)
 
 
-def remember(store: OrderedDict, key: object, value: Any) -> None:  # type: ignore[type-arg]
-    store[key] = value
-    if len(store) > CACHE_SIZE:
-        store.popitem(last=False)
+def _compile_text(
+    text: str, masked: Masked | None, registry: Registry, path: tuple[str, ...], dialect: str
+) -> CompiledQuery:
+    """Parse, plan and generate; remember the plan under the text's shape when the masked
+    literals the plan does not depend on are all found in the tree where the mask saw them."""
+    tree = parse_statement(text)
+    if tree is None:
+        raise FeatureNotSupported("this statement could not be parsed as a query on metric tables")
+    found = masked.literals if masked is not None else ()
+    slots = {lit.meta.get("start"): lit for lit in slot_literals(tree)}
+    values: dict[int, exp.Expr] = {}
+    for i, lit in enumerate(found):
+        node = slots.get(lit.start)
+        if node is not None and node.is_string == lit.is_string and node.this == lit.value:
+            node.replace(exp.Placeholder(this=f"{SLOT}{i}"))
+            values[i] = node
+    plan, result = Plan.compile(*_compile_tree(tree, registry, path, dialect), dialect, values)
+    if masked is not None:
+        cache = plan_cache(registry)
+        shape = (masked.key, path, dialect)
+        fixed = tuple(i for i in range(len(found)) if i not in values)
+        remember(cache.fixed, shape, fixed)
+        remember(cache.plans, (shape, tuple(found[i].value for i in fixed)), plan)
+    return result
 
 
-def _parameterize(tree: exp.Expr) -> tuple[exp.Expr, list[exp.Literal]]:
-    """The tree with the literals of WHERE/HAVING comparisons and LIMIT/OFFSET replaced by
-    placeholders (those never change a plan), and the literals taken out."""
+def _compile_bound(tree: exp.Expr, registry: Registry, path: tuple[str, ...], dialect: str) -> CompiledQuery:
+    """A tree (the extended protocol's, with its parameters bound): plans by its shape."""
     shape = tree.copy()
-    values: list[exp.Literal] = []
-    for select in shape.find_all(exp.Select):
-        spots = [select.args.get(k) for k in ("where", "having", "limit", "offset")]
-        for clause in filter(None, spots):
-            for lit in list(clause.find_all(exp.Literal)):
-                parent = lit.parent
-                if isinstance(parent, exp.Cast):
-                    parent = parent.parent
-                if isinstance(parent, exp.Predicate | exp.Limit | exp.Offset | exp.Tuple) or isinstance(
-                    lit.parent, exp.In
-                ):
-                    lit.replace(exp.Placeholder(this=f"{SLOT}{len(values)}"))
-                    values.append(lit)
-    return shape, values
-
-
-def _fill(template: CompiledQuery, values: list[exp.Literal], dialect: str) -> CompiledQuery:
-    def put(node: exp.Expr) -> exp.Expr:
-        if isinstance(node, exp.Placeholder) and node.name.startswith(SLOT):
-            return values[int(node.name[len(SLOT) :])].copy()
-        return node
-
-    tree = template.tree.transform(put)
-    return CompiledQuery(tree.sql(dialect=dialect), template.columns, tree)
+    values: dict[int, exp.Expr] = {}
+    for i, lit in enumerate(slot_literals(shape)):
+        lit.replace(exp.Placeholder(this=f"{SLOT}{i}"))
+        values[i] = lit
+    cache = plan_cache(registry).trees
+    plan = cache.get((shape, path, dialect))
+    if plan is not None:
+        return plan.fill(values)
+    plan, result = Plan.compile(*_compile_tree(shape.copy(), registry, path, dialect), dialect, values)
+    remember(cache, (shape, path, dialect), plan)
+    return result
 
 
 # -- compiling ----------------------------------------------------------------------------
-def _compile_tree(tree: exp.Expr, registry: Registry, path: tuple[str, ...], dialect: str) -> CompiledQuery:
+def _compile_tree(
+    tree: exp.Expr, registry: Registry, path: tuple[str, ...], dialect: str
+) -> tuple[exp.Expr, tuple[str, ...]]:
     out: exp.Expr
     if isinstance(tree, exp.Select) and metric_table(tree, registry, path) is not None:
         out, columns = compile_select(tree, registry, path)
     else:
         out, columns = _compile_nested(tree, registry, path)
-    out = quirks.for_engine(out, dialect)
-    return CompiledQuery(out.sql(dialect=dialect), columns, out)
+    return quirks.for_engine(out, dialect), columns
 
 
 def _compile_nested(

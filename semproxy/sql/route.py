@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from semproxy.errors import FeatureNotSupported, ReadOnlyViolation, SemproxyError, UndefinedTable
-from semproxy.plan.compile import CompiledQuery, compile_query, plan_cache, remember
+from semproxy.plan.cache import CompiledQuery, plan_cache, remember
+from semproxy.plan.compile import compile_query
 from semproxy.plan.tables import resolve_table, schema_index
 from semproxy.semantic.registry import Registry
-from semproxy.sql.parse import POSTGRES, parse_statement, split_statements, table_parts
+from semproxy.sql.parse import POSTGRES, mask_literals, parse_statement, split_statements, table_parts
 
 WRITES = {"INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "DROP", "ALTER", "GRANT", "REVOKE", "COMMENT",
           "REFRESH", "REINDEX", "CLUSTER", "CALL", "DO", "IMPORT", "SECURITY", "LOCK"}  # fmt: skip
@@ -61,15 +62,36 @@ def route(
     """Split `text` at top-level `;` and route each statement, keeping its exact text.
 
     Cached per Registry when nothing was refused: BI tools repeat the same strings."""
-    cache = plan_cache(registry).routes
-    key = (text, tuple(search_path), dialect)
-    hit = cache.get(key)
+    cache = plan_cache(registry)
+    path = tuple(search_path)
+    key = (text, path, dialect)
+    hit = cache.routes.get(key)
     if hit is not None:
         return list(hit)
-    routed = _route_all(text, registry, search_path, dialect)
+    masked = mask_literals(text)
+    shape = (masked.key, path, dialect) if masked is not None and ";" not in masked.key else None
+    if shape is not None and shape in cache.route_shapes:
+        routed = [_metric_by_shape(text, registry, path, dialect)]
+    else:
+        routed = _route_all(text, registry, search_path, dialect)
+        if shape is not None and isinstance(routed[0], Metric) and _words(routed[0].sql)[:1] != ["EXPLAIN"]:
+            remember(cache.route_shapes, shape, "metric")
     if not any(isinstance(r, Refused) for r in routed):
-        remember(cache, key, routed)
+        remember(cache.routes, key, routed)
     return list(routed)
+
+
+def _metric_by_shape(text: str, registry: Registry, path: tuple[str, ...], dialect: str) -> Routed:
+    """One statement of a shape already routed as a metric query: its tables, words and
+    clauses are those of that query, only its literal values differ, so it is compiled
+    (from the plan cache) without being parsed or routed again."""
+    statement = text.strip()
+    try:
+        return Metric(statement, compile_query(statement, registry, path, dialect))
+    except SemproxyError as err:
+        if err.position is not None:
+            err.position += len(text) - len(text.lstrip())
+        return Refused(statement, err)
 
 
 def _route_all(text: str, registry: Registry, search_path: Sequence[str], dialect: str) -> list[Routed]:
