@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("semproxy.server")
 LISTEN_BACKLOG = 4096
+RETYPE_POLL_S = 5.0  # how often an engine that was down when the catalog was typed is asked again
 
 
 class Server:
@@ -45,6 +46,7 @@ class Server:
         self.column_types: dict[tuple[str, str], dict[str, str]] = {}  # (schema, table) -> column -> DDL type
         self.model_errors: list[ModelError] = []  # of the last reload that failed, until one succeeds
         self._reload_lock = asyncio.Lock()
+        self._retyping: asyncio.Task[None] | None = None  # see _retype_when_the_engine_answers
         self._pids = itertools.count(os.getpid() * 1000 % 2_000_000_000 + 1)
         self.tls = tls_context(settings)
         self.users = UsersFile(Path(settings.users)) if settings.users else None  # both ports' users
@@ -72,9 +74,27 @@ class Server:
         """Make `registry` the served set: catalog relations first (one transaction), then the
         registry itself, so a client that lists a table can also query it."""
         specs = await table_specs(registry, self.engine)
-        await sync_catalog(self.catalog, specs, sorted(registry.categories))
-        self.column_types = {(s.schema, s.name): {c.name: c.pg_type for c in s.columns} for s in specs}
+        await sync_catalog(self.catalog, specs.tables, sorted(registry.categories))
+        self.column_types = {(s.schema, s.name): {c.name: c.pg_type for c in s.columns} for s in specs.tables}
         self.registry = registry  # the plan cache is per registry, so it goes with it
+        if not specs.typed_by_engine and self._retyping is None:
+            self._retyping = asyncio.create_task(self._retype_when_the_engine_answers())
+
+    async def _retype_when_the_engine_answers(self) -> None:
+        """The engine was down when the catalog was typed (its types are guesses): reload
+        the models once it answers again, so the columns get the warehouse's types."""
+        try:
+            while True:
+                await asyncio.sleep(RETYPE_POLL_S)
+                try:
+                    await asyncio.wait_for(self.engine.health(), RETYPE_POLL_S)
+                    break
+                except Exception:  # noqa: BLE001, S112 - still down: ask again later
+                    continue
+        finally:
+            self._retyping = None
+        log.info("the engine answers again: typing the catalog")
+        await self.reload_models()
 
     async def reload_models(self) -> list[ModelError]:
         """Load the models directory again. An invalid set is reported and the last good one

@@ -1,8 +1,8 @@
 """Real warehouses for the engine suite, loaded with the demo tables, and a faithful fake
 of the Databricks SQL connector (the only part that cannot run here).
 
-- `load_postgres`: an embedded PostgreSQL (the catalog server's binaries) with the demo
-  tables in schema `main`;
+- `start_postgres_warehouse` / `load_postgres`: an embedded PostgreSQL (the catalog
+  server's binaries) with the demo tables in schema `main`;
 - `SparkConnectServer`: the Connect server shipped in the pyspark wheel, as a child
   process, with the demo tables in database `main`;
 - `FakeDatabricks`: `databricks.sql.connect(...)` -> connection -> cursor, running the SQL
@@ -14,6 +14,7 @@ of the Databricks SQL connector (the only part that cannot run here).
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
@@ -25,9 +26,11 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import sqlglot
 from sqlglot import exp
 
+from semproxy.catalog.server import CatalogServer
 from semproxy.pg.types import pg_type_name
 
 DEMO_TABLES = ("customers", "products", "orders", "order_items", "refunds")
@@ -47,6 +50,23 @@ def free_port() -> int:
 # ---- PostgreSQL ----
 
 
+async def start_postgres_warehouse(directory: Path, demo_db: Path) -> CatalogServer:
+    """An embedded PostgreSQL in `directory`, database `warehouse`, holding the demo tables."""
+    server = await CatalogServer.start(directory, database="warehouse")
+    conn = await server.connect_admin()
+    try:
+        await load_postgres(conn, demo_tables(demo_db))
+    finally:
+        await conn.close()
+    return server
+
+
+def warehouse_dsn(server: CatalogServer) -> str:
+    """The DSN of a `start_postgres_warehouse` server, over its unix socket."""
+    ep = server.endpoint
+    return f"postgresql://{ep.admin_user}@/{ep.database}?host={ep.host}&port={ep.port}"
+
+
 async def load_postgres(conn: Any, tables: dict[str, pa.Table]) -> None:
     """Create schema main and COPY the demo tables into it."""
     await conn.execute("CREATE SCHEMA IF NOT EXISTS main")
@@ -62,8 +82,10 @@ async def load_postgres(conn: Any, tables: dict[str, pa.Table]) -> None:
             this=exp.Schema(this=exp.table_(name, db="main", quoted=True), expressions=columns), kind="TABLE"
         )
         await conn.execute(create.sql(dialect="postgres"))
-        rows = [tuple(r.values()) for r in table.to_pylist()]
-        await conn.copy_records_to_table(name, records=rows, schema_name="main")
+        data = io.BytesIO()
+        pa_csv.write_csv(table, data, pa_csv.WriteOptions(include_header=False))  # null: empty, unquoted
+        data.seek(0)
+        await conn.copy_to_table(name, source=data, schema_name="main", format="csv")
     await conn.execute("COMMENT ON TABLE main.orders IS 'One row per order'")
     await conn.execute("ANALYZE")
 

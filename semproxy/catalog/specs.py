@@ -3,12 +3,19 @@
 Column types come from the engine: each model's virtual table is compiled as a preview
 query and described (no rows fetched), so a dimension is typed exactly as the warehouse
 types it and a metric as its aggregate returns.
+
+The engine is asked once first whether it answers at all. When it does not (a warehouse
+that is down at startup), columns get types guessed from their kind instead of waiting on
+a describe per column, so the catalog (psql's describe, BI tools' introspection) serves at once;
+`CatalogSpecs.typed_by_engine` is then False and a later reload types them properly.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
+import structlog
 from sqlglot import exp
 
 from semproxy.catalog.sync import ColumnSpec, TableSpec
@@ -18,15 +25,31 @@ from semproxy.plan.compile import compile_query
 from semproxy.plan.tables import VirtualColumn, VirtualTable, virtual_tables
 from semproxy.semantic.registry import Registry
 
+log = structlog.get_logger("semproxy.catalog")
 DESCRIBE_CONCURRENCY = 8  # describes overlap their round trips to the warehouse
+HEALTH_TIMEOUT_S = 10.0
+# a column's type while the engine cannot be asked, by the column's kind
+GUESSED_TYPES = {"metric": "numeric", "time": "timestamp", "dimension": "text", "entity": "text"}
 
 
-async def table_specs(registry: Registry, engine: Engine) -> list[TableSpec]:
+@dataclass(frozen=True)
+class CatalogSpecs:
+    tables: list[TableSpec]
+    typed_by_engine: bool  # False: the engine did not answer, the types are guesses from each column's kind
+
+
+async def table_specs(registry: Registry, engine: Engine) -> CatalogSpecs:
     tables = virtual_tables(registry)
     types: dict[tuple[str, str, str], str] = {}
-    # models first: the `metrics` table then only describes what no model table typed
-    for table in sorted(tables, key=lambda t: t.name == "metrics"):
-        types.update(await _column_types(registry, engine, table, types))
+    answers = await _answers(engine)
+    if answers:
+        # models first: the `metrics` table then only describes what no model table typed
+        for table in sorted(tables, key=lambda t: t.name == "metrics"):
+            types.update(await _column_types(registry, engine, table, types))
+    else:
+        types = {
+            (t.schema, t.name, c.name): GUESSED_TYPES.get(c.kind, "text") for t in tables for c in t.columns
+        }
     specs = []
     for table in tables:
         columns = tuple(
@@ -34,7 +57,16 @@ async def table_specs(registry: Registry, engine: Engine) -> list[TableSpec]:
             for c in table.columns
         )
         specs.append(TableSpec(table.schema, table.name, table.description, columns))
-    return specs
+    return CatalogSpecs(specs, answers)
+
+
+async def _answers(engine: Engine) -> bool:
+    try:
+        await asyncio.wait_for(engine.health(), HEALTH_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - whatever the reason, nothing can be described now
+        log.warning("the engine does not answer: column types are guessed until a reload", error=str(exc))
+        return False
+    return True
 
 
 async def _column_types(
@@ -62,9 +94,7 @@ async def _column_types(
             return (table.schema, table.name, column.name), pg_type_name(schema.field(index).type)
         return None
 
-    wanted = [
-        c for c in table.columns if table.name != "metrics" or _type_for(known, table, c) == "text"
-    ]
+    wanted = [c for c in table.columns if table.name != "metrics" or _type_for(known, table, c) == "text"]
     whole = await _describe_whole(registry, engine, table, wanted)
     if whole is not None:
         return whole
@@ -110,7 +140,9 @@ def _probes(column: VirtualColumn, any_metric: str | None, has_time: bool) -> li
         return probes
     probes = [(exp.select(col).group_by(col.copy()), 0)]
     if any_metric is not None:
-        metric = exp.Anonymous(this="MEASURE", expressions=[exp.column(exp.to_identifier(any_metric, quoted=True))])
+        metric = exp.Anonymous(
+            this="MEASURE", expressions=[exp.column(exp.to_identifier(any_metric, quoted=True))]
+        )
         probes.append((exp.select(col.copy(), metric).group_by(col.copy()), 0))
     return probes
 
