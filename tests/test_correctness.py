@@ -393,6 +393,26 @@ def test_a_cached_plan_with_other_literals_gives_their_numbers(
         assert con.execute(sql).fetchall() == con.execute(by_hand, [status, since, limit]).fetchall()
 
 
+def test_number_of_records_is_bigint_like_postgres(
+    con: duckdb.DuckDBPyConnection, registry: Registry
+) -> None:
+    """Tableau's Number of Records is SUM(1): Postgres types it bigint (DuckDB's own SUM of
+    an integer is a 128-bit integer, which a client would be sent as numeric)."""
+    sql = compile_query(
+        "SELECT region, SUM(1), SUM(1) FILTER (WHERE status = 'completed') AS done FROM orders GROUP BY 1",
+        registry,
+    ).sql
+    result = con.execute(sql)
+    assert [str(d[1]) for d in result.description] == ["VARCHAR", "BIGINT", "BIGINT"]
+    assert sorted(result.fetchall(), key=str) == sorted(
+        con.execute(
+            "SELECT region, COUNT(*), COUNT(*) FILTER (WHERE lower(status) = 'completed') FROM shop.orders GROUP BY 1"
+        ).fetchall(),
+        key=str,
+    )
+    assert str(con.execute("SELECT SUM(1) FROM shop.orders").description[0][1]) != "BIGINT"  # the trap
+
+
 def test_bi_tool_sql_forms(con: duckdb.DuckDBPyConnection, registry: Registry) -> None:
     metabase = (
         'SELECT "production"."orders"."region" AS "region", SUM("production"."orders"."revenue") AS "sum"'
@@ -474,6 +494,7 @@ async def test_postgres_engine_gives_the_same_numbers(
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
     import pyspark.sql as pyspark_sql
+
     warehouse = tempfile.mkdtemp(prefix="semproxy-compiler-spark-")
     session = (
         pyspark_sql.SparkSession.builder.master("local[1]")

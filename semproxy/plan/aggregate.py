@@ -108,7 +108,11 @@ class ModelSub:
         when = exp.and_(*(self.render(f, rel) for f in leaf.filters)) if leaf.filters else None
         if leaf.adhoc is not None:
             agg = self.render(leaf.adhoc, rel)
-            return exp.Filter(this=agg, expression=exp.Where(this=when)) if when is not None else agg
+            agg = exp.Filter(this=agg, expression=exp.Where(this=when)) if when is not None else agg
+            counts = isinstance(leaf.adhoc, exp.Sum) and leaf.adhoc.this.is_int
+            # SUM(1) (Tableau's Number of Records) is a bigint in Postgres; engines give a
+            # 128-bit integer or a decimal, which would reach the client as numeric
+            return exp.cast(agg, exp.DataType.build("bigint")) if counts else agg
         if leaf.measure is None:
             return aggregate(
                 None, exp.Literal.number(1) if when is not None else exp.Star(), when, None, False

@@ -178,6 +178,10 @@ class PlanCache:
         self.plans: OrderedDict[tuple[Key, tuple[str, ...]], Plan] = OrderedDict()  # + their values
         self.trees: OrderedDict[Key, Plan] = OrderedDict()  # a bound tree's shape -> plan
 
+    def clear(self) -> None:
+        for store in (self.routes, self.route_shapes, self.texts, self.fixed, self.plans, self.trees):
+            store.clear()
+
 
 _CACHES: dict[int, tuple[weakref.ref[Registry], PlanCache]] = {}
 
