@@ -9,18 +9,53 @@ Only forward fetches exist: a metric result is a stream.
 from __future__ import annotations
 
 import re
+import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pyarrow as pa
 
+from semproxy.engines.base import Engine
 from semproxy.plan.compile import CompiledQuery
+from semproxy.semantic.registry import Registry
+
+SCHEMA_CACHE_SIZE = 1024
+# engine result schemas by (dialect, SQL), per registry (by identity: a model reload
+# describes again), forgotten with the registry
+_SCHEMAS: dict[int, tuple[weakref.ref[Registry], OrderedDict[tuple[str, str], pa.Schema]]] = {}
 
 
 def named(schema: pa.Schema, compiled: CompiledQuery) -> pa.Schema:
     """The engine's result schema with the client-facing column names of the compiled query."""
     names = [*compiled.columns, *schema.names[len(compiled.columns) :]]
     return pa.schema([f.with_name(n) for f, n in zip(schema, names, strict=True)])
+
+
+async def result_schema(engine: Engine, registry: Registry, compiled: CompiledQuery) -> pa.Schema:
+    """The client-facing result schema of `compiled` without running it (what Describe and
+    an empty result answer). The engine describes each SQL text once per registry."""
+    cache = _schema_cache(registry)
+    key = (engine.dialect, compiled.sql)
+    schema = cache.get(key)
+    if schema is None:
+        schema = await engine.describe(compiled.sql)
+        cache[key] = schema
+        if len(cache) > SCHEMA_CACHE_SIZE:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+    return named(schema, compiled)
+
+
+def _schema_cache(registry: Registry) -> OrderedDict[tuple[str, str], pa.Schema]:
+    owner = id(registry)
+    found = _SCHEMAS.get(owner)
+    if found is not None and found[0]() is registry:
+        return found[1]
+    cache: OrderedDict[tuple[str, str], pa.Schema] = OrderedDict()
+    _SCHEMAS[owner] = (weakref.ref(registry, lambda _: _SCHEMAS.pop(owner, None)), cache)
+    return cache
 
 
 @dataclass

@@ -18,7 +18,8 @@ import sqlglot
 from sqlglot import exp
 
 from semproxy.catalog import quirks as catalog_quirks
-from semproxy.cursors import RowStream, head, named, parse_close, parse_declare, parse_fetch
+from semproxy.catalog.relay import changes_settings
+from semproxy.cursors import RowStream, head, parse_close, parse_declare, parse_fetch, result_schema
 from semproxy.errors import (
     DuplicatePreparedStatement,
     FeatureNotSupported,
@@ -56,6 +57,7 @@ class Prepared:
     param_types: tuple[int, ...] = ()
     schema: pa.Schema | None = None  # cached result schema, for Describe
     cursor: str = ""  # DECLARE, FETCH, MOVE or CLOSE of a SQL cursor over a metric query (tree: its query)
+    changes_settings: bool = False  # a catalog statement after which settings are read back
 
 
 @dataclass
@@ -76,7 +78,7 @@ class Extended:
     forwarded: bool = False  # something went to the catalog since the last Sync
     skipping: bool = False  # an error happened: discard until Sync
     failed_locally: bool = False
-    heads: set[str] = field(default_factory=set)  # of the catalog statements parsed since the last Sync
+    refresh: bool = False  # a catalog statement run since the last Sync may have changed settings
 
     async def handle(self, msg: m.FrontendMessage) -> None:
         if isinstance(msg, m.Sync):
@@ -106,8 +108,9 @@ class Extended:
 
     # -- catalog forwarding -----------------------------------------------------------
     async def _forward(self, msg: m.FrontendMessage) -> None:
+        """Queue `msg` for the catalog; it leaves with the Flush or Sync that asks for answers."""
         catalog = await self.session.catalog_connection()
-        await catalog.send_raw(encode_frontend(msg))
+        catalog.queue(encode_frontend(msg))
         self.pending.append(type(msg).__name__)
         self.forwarded = True
 
@@ -138,11 +141,10 @@ class Extended:
                 if type_ != b"Z":
                     self.session.relay_frame(type_, payload)
             self.pending.clear()
-            await self.session.after_relay(self.heads)
+            await self.session.after_relay(self.refresh)
         if self.failed_locally:
             await self.session.abort_block()
-        self.forwarded = self.skipping = self.failed_locally = False
-        self.heads = set()
+        self.forwarded = self.skipping = self.failed_locally = self.refresh = False
         if self.session.status() == "I":  # portals live until the end of their transaction
             for name, portal in self.portals.items():
                 if portal.rows is not None:
@@ -171,8 +173,7 @@ class Extended:
             session.send(m.ParseComplete())
             return
         if isinstance(statement, Catalog):
-            self.statements[msg.name] = Prepared(msg.sql, on_catalog=True)
-            self.heads.add(head(msg.sql))
+            self.statements[msg.name] = Prepared(msg.sql, True, changes_settings=changes_settings(msg.sql))
             await self._forward(replace(msg, sql=catalog_quirks.apply(msg.sql)))
             return
         tree = sqlglot.parse_one(msg.sql, read="postgres") if isinstance(statement, Metric) else None
@@ -190,7 +191,9 @@ class Extended:
             await self._forward(msg)
             return
         compiled = None
-        if prepared.tree is not None:
+        if prepared.tree is not None and not (prepared.param_types or msg.params or prepared.cursor):
+            compiled = self._compile(prepared.sql)  # nothing to bind: the plan cache's text lookup
+        elif prepared.tree is not None:
             tree = bind(prepared.tree, msg.params, msg.param_formats, prepared.param_types)
             compiled = self._compile(tree)
         portal = self.portals[msg.portal] = Portal(prepared, False, compiled, msg.result_formats)
@@ -233,6 +236,7 @@ class Extended:
         if portal is None:
             raise InvalidCursorName(f'portal "{msg.portal}" does not exist')
         if portal.on_catalog:
+            self.refresh = self.refresh or portal.prepared.changes_settings
             await self._forward(msg)
             return
         await self._drain()
@@ -308,7 +312,7 @@ class Extended:
 
         return infer_types(tree, given, column_type)
 
-    def _compile(self, tree: exp.Expr) -> CompiledQuery:
+    def _compile(self, tree: str | exp.Expr) -> CompiledQuery:
         session = self.session
         return compile_query(
             tree, session.server.registry, session.search_path(), session.server.engine.dialect
@@ -322,7 +326,9 @@ class Extended:
             if prepared.schema is not None:
                 return prepared.schema
             nulls = [None] * len(prepared.param_types)
-            compiled = self._compile(bind(prepared.tree, nulls, (), prepared.param_types))
-        schema = named(await self.session.engine.describe(compiled.sql), compiled)
+            bound = bind(prepared.tree, nulls, (), prepared.param_types) if nulls else prepared.sql
+            compiled = self._compile(bound)
+        session = self.session
+        schema = await result_schema(session.engine, session.server.registry, compiled)
         prepared.schema = schema
         return schema

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
-from semproxy.cursors import CloseCursor, Declare, Fetch, RowStream, named
+from semproxy.cursors import CloseCursor, Declare, Fetch, RowStream, named, result_schema
 from semproxy.errors import (
     DuplicateCursor,
     FeatureNotSupported,
@@ -69,7 +69,7 @@ class Results:
                 described = True
             await session.write_rows(encode_batch(batch, formats, session.timezone))
         if not described:  # no rows at all: the schema still comes from the engine
-            schema = named(await session.engine.describe(compiled.sql), compiled)
+            schema = await result_schema(session.engine, session.server.registry, compiled)
             session.send(row_description(schema, formats))
 
     # -- COPY ----------------------------------------------------------------------------------
@@ -96,14 +96,14 @@ class Results:
                 if first:
                     session.send(m.CopyOutResponse(0, (0,) * batch.num_columns))
                     if fmt.header:
-                        session.writer.write(copy_header(named(batch.schema, compiled).names, fmt))
+                        session.write(copy_header(named(batch.schema, compiled).names, fmt))
                     first = False
                 await session.write_rows(copy_rows(batch, fmt, session.timezone))
             if first:
-                schema = named(await session.engine.describe(compiled.sql), compiled)
+                schema = await result_schema(session.engine, session.server.registry, compiled)
                 session.send(m.CopyOutResponse(0, (0,) * len(schema)))
                 if fmt.header:
-                    session.writer.write(copy_header(schema.names, fmt))
+                    session.write(copy_header(schema.names, fmt))
         finally:
             await rows.close()
         session.send(m.CopyDone())
@@ -123,7 +123,8 @@ class Results:
     async def description(self, name: str, formats: Sequence[int] | None) -> m.RowDescription:
         """The RowDescription a FETCH from cursor `name` answers (Describe of it, or of the cursor)."""
         cursor = self.cursors[name]
-        schema = named(await self.session.engine.describe(cursor.compiled.sql), cursor.compiled)
+        session = self.session
+        schema = await result_schema(session.engine, session.server.registry, cursor.compiled)
         return row_description(schema, [1] if cursor.binary else formats)
 
     async def fetch(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 
 from semproxy.catalog import quirks as catalog_quirks
+from semproxy.catalog.relay import CatalogConnection, changes_settings
 from semproxy.config import is_loopback
 from semproxy.cursors import cursor_name, head, parse_close, parse_declare, parse_fetch
 from semproxy.errors import (
@@ -43,7 +44,6 @@ from semproxy.startup import authenticate, greeting, handshake
 EXTENDED = (m.Parse, m.Bind, m.Describe, m.Execute, m.Close, m.Sync, m.Flush)
 
 if TYPE_CHECKING:
-    from semproxy.catalog.relay import CatalogConnection
     from semproxy.engines.base import Engine
     from semproxy.server import Server
 
@@ -51,6 +51,7 @@ log = structlog.get_logger("semproxy.session")
 T = TypeVar("T")
 
 READ_CHUNK = 256 * 1024
+OUT_CHUNK = 256 * 1024  # buffered answers beyond this are written (and drained) at once
 AUTH_TIMEOUT = 60.0  # Postgres's authentication_timeout: the whole startup must finish by then
 # Postgres starts a session with these, and takes them from the startup packet.
 CLIENT_SETTABLE = ("application_name", "TimeZone", "DateStyle", "extra_float_digits", "search_path")
@@ -58,8 +59,6 @@ CLIENT_SETTABLE = ("application_name", "TimeZone", "DateStyle", "extra_float_dig
 # so that Postgres itself enforces 25P02 until ROLLBACK, exactly as it would have.
 _ABORT_BLOCK = "DO $$BEGIN RAISE EXCEPTION 'semproxy: a metric statement failed'; END$$"
 _READ_SETTINGS = "SELECT current_setting('search_path'), current_setting('statement_timeout')"
-# Statements after which search_path or statement_timeout may have changed
-SETTING_HEADS = frozenset({"SET", "RESET", "DISCARD", "COMMIT", "END", "ROLLBACK", "ABORT", "RELEASE"})
 _UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -101,10 +100,12 @@ class Session:
         self._cancel_reason = "user request"
         self._stopped: asyncio.Future[Any] | None = None  # the task we cancelled, if any
         self._catalog_cancel: asyncio.Future[None] | None = None
+        self._out = bytearray()  # answers not yet written: see send()
 
     # -- plumbing ---------------------------------------------------------------
     async def next_message(self, timeout: float | None = None) -> m.FrontendMessage:
         while (msg := self.decoder.next_message()) is None:
+            self.flush()  # whatever we answered must be out before we wait for the client
             read = self.reader.read(READ_CHUNK)
             try:
                 data = await (asyncio.wait_for(read, timeout) if timeout else read)
@@ -115,19 +116,41 @@ class Session:
             self.decoder.feed(data)
         return msg
 
+    # Answers collect in `_out` and leave in one write (one syscall) when the session
+    # drains (after ReadyForQuery or Flush, and before each read from the client), or when
+    # they pass OUT_CHUNK. Everything sent after startup goes through here, in order.
     def send(self, msg: m.BackendMessage) -> None:
-        self.writer.write(encode(msg))
+        self._out += encode(msg)
 
     def send_error(self, exc: SemproxyError) -> None:
-        self.writer.write(encode_error(exc))
+        self._out += encode_error(exc)
 
     def relay_frame(self, type_: bytes, payload: bytes) -> None:
         if type_ == b"S":
             self._note_parameter(payload)
-        self.writer.write(frame(type_, payload))
+        self._out += frame(type_, payload)
+
+    def write(self, data: bytes) -> None:
+        """Already-framed bytes (CopyData headers, relayed frames)."""
+        self._out += data
 
     async def write_rows(self, data: bytes) -> None:
+        """Encoded DataRows: small results wait for the next drain; large ones go at once,
+        waiting for the client to read them (a slow reader holds the engine back)."""
+        if len(self._out) + len(data) < OUT_CHUNK:
+            self._out += data
+            return
+        self.flush()
         self.writer.write(data)
+        await self.writer.drain()
+
+    def flush(self) -> None:
+        if self._out:
+            out, self._out = self._out, bytearray()
+            self.writer.write(out)
+
+    async def drain(self) -> None:
+        self.flush()
         await self.writer.drain()
 
     def ready(self) -> None:
@@ -152,12 +175,12 @@ class Session:
             await self._serve()
         except SemproxyError as exc:  # FATAL: protocol violations, failed logins, idle timeout
             log.info("session ended", pid=self.pid, sqlstate=exc.sqlstate, error=exc.message)
-            self.writer.write(encode_error(exc))
+            self.send_error(exc)
         except (Disconnected, ConnectionError, TimeoutError, asyncio.IncompleteReadError, OSError):
             pass
         except Exception as exc:  # a bug ends this session, never the server
             log.exception("session failed", pid=self.pid)
-            self.writer.write(encode_error(InternalError(f"internal error: {type(exc).__name__}")))
+            self.send_error(InternalError(f"internal error: {type(exc).__name__}"))
         finally:
             await self._end()
 
@@ -170,6 +193,7 @@ class Session:
         if self.catalog is not None:
             await self.catalog.close()
         try:
+            self.flush()
             self.writer.close()
             await self.writer.wait_closed()
         except (ConnectionError, OSError):
@@ -187,7 +211,8 @@ class Session:
         self.timezone = self.params.get("TimeZone", "UTC")
         self._search_path = parse_search_path(self.params.get("search_path", "production"))
         self.statement_timeout = parse_duration(self.params.get("statement_timeout", "0"))
-        self.writer.write(b"".join(encode(x) for x in greeting(self, startup)))
+        for msg in greeting(self, startup):
+            self.send(msg)
 
     async def _serve(self) -> None:
         extended = Extended(self)
@@ -204,7 +229,7 @@ class Session:
                     continue  # the socket buffer is drained at Sync and Flush
             else:
                 raise ProtocolViolation(f"unexpected message {type(msg).__name__} after startup")
-            await self.writer.drain()
+            await self.drain()
 
     # -- simple query -----------------------------------------------------------
     async def _simple_query(self, text: str) -> None:
@@ -214,7 +239,8 @@ class Session:
             statements = [Refused(text, exc)]
         if statements and all(isinstance(s, Catalog) and not self.owns(s.sql) for s in statements):
             # as one message: Postgres keeps its implicit-transaction rules
-            await self._relay(text, {head(s.sql) for s in statements if isinstance(s, Catalog)})
+            refresh = any(changes_settings(s.sql) for s in statements if isinstance(s, Catalog))
+            await self._relay(text, refresh)
         else:
             for statement in statements:
                 if not await self._statement(statement):
@@ -239,7 +265,7 @@ class Session:
             self.send(m.EmptyQueryResponse())
             return True
         if isinstance(statement, Catalog) and not self.owns(statement.sql):
-            return await self._relay(statement.sql, {head(statement.sql)})
+            return await self._relay(statement.sql, changes_settings(statement.sql))
         try:
             if self.status() == "E":
                 raise InFailedTransaction(
@@ -275,32 +301,27 @@ class Session:
         else:
             raise FeatureNotSupported("a cursor over a metric query can only FETCH or MOVE forward")
 
-    async def _relay(self, sql: str, heads: set[str]) -> bool:
+    async def _relay(self, sql: str, refresh: bool) -> bool:
         """Relay one Query to the catalog server; True when it raised no error."""
         catalog = await self.catalog_connection()
         ok = True
-        out = bytearray()
         async for type_, payload in catalog.simple_query(catalog_quirks.apply(sql)):
             if type_ == b"Z":
                 break
             if type_ == b"E":
                 ok = False
-            elif type_ == b"S":
-                self._note_parameter(payload)
-            out += frame(type_, payload)
-            if len(out) > READ_CHUNK:
-                self.writer.write(out)
-                out = bytearray()
-                await self.writer.drain()
-        self.writer.write(out)
-        await self.after_relay(heads)
+            self.relay_frame(type_, payload)
+            if len(self._out) > OUT_CHUNK:
+                await self.drain()
+        await self.after_relay(refresh)
         return ok
 
-    async def after_relay(self, heads: set[str]) -> None:
-        """Settings and cursors follow what the relayed statements did."""
+    async def after_relay(self, refresh: bool) -> None:
+        """Settings and cursors follow what the relayed statements did; `refresh`: they may
+        have changed settings (see changes_settings), so read them back."""
         if self.status() == "I":
             await self.results.end_of_transaction()
-        if heads & SETTING_HEADS and self.status() != "E" and self.catalog is not None:
+        if refresh and self.status() != "E" and self.catalog is not None:
             async for type_, payload in self.catalog.simple_query(_READ_SETTINGS):
                 if type_ == b"D":
                     row = decode_backend(type_, payload)
@@ -316,8 +337,6 @@ class Session:
 
     async def catalog_connection(self) -> CatalogConnection:
         if self.catalog is None:
-            from semproxy.catalog.relay import CatalogConnection
-
             params = {k: v for k, v in self.params.items() if k in CLIENT_SETTABLE}
             self.catalog = await CatalogConnection.open(self.server.catalog.endpoint, params)
         return self.catalog

@@ -20,7 +20,7 @@ from semproxy.errors import FeatureNotSupported, InvalidParameterValue, Protocol
 from semproxy.pg import messages as m
 from semproxy.pg.client import BackendDecoder
 from semproxy.pg.codec import encode
-from semproxy.pg.rows import encode_batch, encode_column, row_description
+from semproxy.pg.rows import _frames, _small_frames, encode_batch, encode_column, row_description
 
 D = Decimal
 TS = dt.datetime
@@ -380,3 +380,16 @@ def test_float32_round_trip_is_shortest() -> None:
     got = _text(encode_column(pa.array(values)))
     assert got == ["0.1", "0.33333334", "1e+06", "99999.99", "1e-05", "1.6777216e+07"]
     assert [np.float32(float(s)) for s in got if s] == list(values)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(columns, min_size=0, max_size=4), st.integers(0, 20), st.sampled_from([0, 1]))
+def test_small_batches_frame_as_large_ones(cols: list[tuple[str, pa.Array]], n: int, fmt: int) -> None:
+    """Up to SMALL_BATCH rows are framed cell by cell: the same bytes as the numpy framing."""
+    n = min([n, *(len(a) for _, a in cols)])
+    cells = [encode_column(a.slice(0, n), fmt) for _, a in cols]
+    assert _small_frames(n, cells) == _frames(n, cells)
+    if not cols:
+        return
+    batch = pa.record_batch([a.slice(0, n) for _, a in cols], names=[f"c{i}" for i in range(len(cols))])
+    assert encode_batch(batch, [fmt]) == _frames(n, cells)

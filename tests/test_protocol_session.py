@@ -76,6 +76,26 @@ def test_set_search_path_changes_metric_resolution(models_server: RunningServer)
             conn.execute("SELECT MEASURE(staged_orders) FROM orders")
 
 
+def test_set_config_changes_metric_resolution(models_server: RunningServer) -> None:
+    """set_config() runs on the catalog server; our copy of search_path follows it."""
+    with connect(models_server) as conn:  # the simple protocol
+        conn.execute("SELECT set_config('search_path', 'staging', false)")
+        staged = conn.execute("SELECT MEASURE(staged_orders) FROM orders").fetchone()
+        assert staged is not None and staged[0] > 0
+        conn.execute("SELECT set_config('search_path', 'production', false)")
+        with pytest.raises(psycopg.errors.GroupingError):
+            conn.execute("SELECT MEASURE(staged_orders) FROM orders")
+    with psycopg.connect(models_server.dsn, autocommit=True) as conn:
+        # the extended protocol, prepared once: later runs are Bind/Execute without a Parse
+        for path in ("staging", "production", "staging"):
+            conn.execute("SELECT pg_catalog.set_config('search_path', %s, false)", (path,), prepare=True)
+            if path == "staging":
+                assert conn.execute("SELECT MEASURE(staged_orders) FROM orders").fetchone() == staged
+            else:
+                with pytest.raises(psycopg.errors.GroupingError):
+                    conn.execute("SELECT MEASURE(staged_orders) FROM orders")
+
+
 def test_set_reports_parameter_status_and_timezone_shapes_results(models_server: RunningServer) -> None:
     with connect(models_server) as conn:
         conn.execute("SET application_name = 'protocol-test'")

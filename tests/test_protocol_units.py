@@ -12,6 +12,7 @@ from scramp import ScramClient
 
 from semproxy.auth.methods import MD5Exchange, ScramExchange, exchange_for
 from semproxy.auth.users import UsersFile, md5_hash
+from semproxy.catalog.relay import changes_settings
 from semproxy.cursors import (
     CloseCursor,
     Declare,
@@ -64,6 +65,23 @@ def test_settings_read_back() -> None:
         1.5,
     ]
     assert parse_search_path('"$user", public, staging') == ["$user", "public", "staging"]
+
+
+def test_statements_after_which_settings_are_read_back() -> None:
+    for sql in (
+        "SET search_path TO staging",
+        " reset ALL",
+        "DISCARD ALL",
+        "COMMIT",
+        "end",
+        "ROLLBACK TO SAVEPOINT s",
+        "RELEASE s",
+        "SELECT set_config('search_path', 'public', false)",
+        "select PG_CATALOG.SET_CONFIG ('statement_timeout', '5s', true), 1",
+    ):
+        assert changes_settings(sql), sql
+    for sql in ("SELECT 1", "SHOW search_path", "SELECT current_setting('search_path')", "SETTINGS", "BEGIN"):
+        assert not changes_settings(sql), sql
 
 
 def test_buffered_counts_unread_bytes() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import struct
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -23,6 +24,11 @@ _READ_CHUNK = 256 * 1024
 # who we log in as is ours to say; `replication` would open a walsender; and query text
 # goes out as UTF-8 (a relayed SET client_encoding still changes what comes back)
 _STARTUP_RESERVED = frozenset({"user", "database", "replication", "client_encoding"})
+# After these, search_path or statement_timeout may differ: SET, RESET, DISCARD, the end of
+# a transaction or savepoint (SET LOCAL ends there), and any call of set_config().
+_CHANGES_SETTINGS = re.compile(
+    r"^\s*(?:SET|RESET|DISCARD|COMMIT|END|ROLLBACK|ABORT|RELEASE)\b|\bset_config\s*\(", re.IGNORECASE
+)
 
 
 class CatalogUnavailable(SemproxyError):
@@ -53,6 +59,7 @@ class CatalogConnection:
         self._reader = reader
         self._writer = writer
         self._buffer = bytearray()
+        self._queued = bytearray()  # frontend frames not yet sent: see queue()
         self.parameters: dict[str, str] = {}  # ParameterStatus as last reported
         self.backend_pid = 0
         self.backend_key = b""
@@ -81,9 +88,16 @@ class CatalogConnection:
         async for message in self.read_until({b"Z"}):
             yield message
 
-    async def send_raw(self, frames: bytes) -> None:
-        """Send already-framed frontend messages (Parse, Bind, Execute, Sync...)."""
-        self._writer.write(frames)
+    def queue(self, frames: bytes) -> None:
+        """Send already-framed frontend messages with the next send_raw, or before the next
+        read: Parse, Bind, Describe, Execute and Sync of one request leave in one write."""
+        self._queued += frames
+
+    async def send_raw(self, frames: bytes = b"") -> None:
+        """Send what is queued, then already-framed frontend messages (Parse, Bind, Sync...)."""
+        self._queued += frames
+        out, self._queued = self._queued, bytearray()
+        self._writer.write(out)
         try:
             await self._writer.drain()
         except OSError as err:
@@ -107,6 +121,8 @@ class CatalogConnection:
                 yield type_, payload
             if last is not None:
                 return
+            if self._queued:  # the answer awaited may be to a queued request
+                await self.send_raw()
             await self._fill()
 
     async def cancel(self) -> None:
@@ -164,6 +180,12 @@ class CatalogConnection:
         if not chunk:
             raise CatalogUnavailable("the catalog server closed the connection")
         self._buffer += chunk
+
+
+def changes_settings(sql: str) -> bool:
+    """Whether the session's settings must be read back after the catalog server ran `sql`:
+    changes_settings("SELECT set_config('search_path', 'public', false)") is True."""
+    return _CHANGES_SETTINGS.search(sql) is not None
 
 
 def parse_fields(payload: bytes) -> dict[str, str]:

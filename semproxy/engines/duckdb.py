@@ -1,7 +1,9 @@
 """DuckDB, the embedded default engine. Results leave as Arrow record batches.
 
-DuckDB calls block, so each query runs in a thread of its own (`threads.py`) on its own
-cursor (a DuckDB connection to the same database), which is also what `interrupt()` cancels.
+DuckDB calls block, so each query runs on its own cursor (a DuckDB connection to the same
+database, which is also what `interrupt()` cancels) outside the event loop (`threads.py`):
+one hop to a worker thread starts it and reads its first batches, which for most metric
+queries is the whole result; a longer result then streams from a thread of its own.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import duckdb
 import pyarrow as pa
 
 from semproxy.engines.base import ColumnInfo, TableInfo
-from semproxy.engines.threads import stream_in_thread
+from semproxy.engines.threads import call_in_thread, stream_in_thread
 from semproxy.errors import EngineError, EngineUnavailable, QueryCanceled
 
 BATCH_ROWS = 65_536
+FIRST_BATCHES = 2  # read in the first hop: a result that ends within them needs no stream
 
 
 class DuckDBEngine:
@@ -39,25 +42,53 @@ class DuckDBEngine:
         cursor = self._con.cursor()
         self._running.add(cursor)
 
-        def produce() -> Iterator[pa.RecordBatch]:
+        # The cursor is closed where it was last used, never while another thread uses it.
+        def close() -> None:
+            self._running.discard(cursor)
+            cursor.close()
+
+        def start() -> tuple[pa.RecordBatchReader | None, list[pa.RecordBatch]]:
+            """Run the query and read its first batches; the reader when more may follow."""
             try:
                 reader = _start(cursor, sql)
-                sent = False
+                first: list[pa.RecordBatch] = []
+                while len(first) < FIRST_BATCHES and (batch := _next_batch(reader)) is not None:
+                    first.append(batch)
+            except BaseException:
+                close()
+                raise
+            if len(first) == FIRST_BATCHES:
+                return reader, first
+            close()
+            return None, first or [pa.RecordBatch.from_pylist([], schema=reader.schema)]
+
+        def rest(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+            try:
                 while (batch := _next_batch(reader)) is not None:
-                    sent = True
                     yield batch
-                if not sent:
-                    yield pa.RecordBatch.from_pylist([], schema=reader.schema)
-            finally:  # in the thread that used the cursor: closing it elsewhere races that use
-                self._running.discard(cursor)
-                cursor.close()
+            finally:
+                close()
 
         def interrupt() -> None:
             with contextlib.suppress(duckdb.ConnectionException):  # closed: the query is over
                 cursor.interrupt()
 
-        async for batch in stream_in_thread(produce, interrupt):
-            yield batch
+        def release(started: tuple[pa.RecordBatchReader | None, list[pa.RecordBatch]]) -> None:
+            if started[0] is not None:
+                close()
+
+        reader, first = await call_in_thread(start, interrupt, release)
+        streaming = False
+        try:
+            for batch in first:
+                yield batch
+            if reader is not None:
+                streaming = True
+                async for batch in stream_in_thread(lambda: rest(reader), interrupt):
+                    yield batch
+        finally:
+            if reader is not None and not streaming:  # closed before the stream began
+                close()
 
     async def describe(self, sql: str) -> pa.Schema:
         cursor = self._con.cursor()

@@ -1,5 +1,6 @@
 """Blocking drivers at the edge: a blocking batch iterator runs in a thread of its own and
-hands its batches to the event loop over a bounded queue.
+hands its batches to the event loop over a bounded queue; a blocking call that usually ends
+quickly (a small query, whole after one call) runs in a worker thread (`call_in_thread`).
 
     async for batch in stream_in_thread(produce, interrupt, timeout=120):
         ...
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TypeVar
 
 import pyarrow as pa
 
@@ -24,6 +26,29 @@ from semproxy.errors import QueryCanceled
 
 _DONE = object()
 _POLL_S = 0.1
+T = TypeVar("T")
+
+
+async def call_in_thread(
+    work: Callable[[], T], interrupt: Callable[[], None], release: Callable[[T], None]
+) -> T:
+    """`work()` in a worker thread: one hop to the pool and back, no thread of its own.
+
+    When the caller is cancelled meanwhile, `interrupt` (in a worker thread) must make
+    `work` stop; if `work` returns anyway, `release` (on the event loop) frees its result."""
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(None, work)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        loop.run_in_executor(None, interrupt)
+
+        def settle(done: asyncio.Future[T]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                release(done.result())
+
+        future.add_done_callback(settle)
+        raise
 
 
 async def stream_in_thread(

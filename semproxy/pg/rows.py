@@ -8,6 +8,7 @@ cells from pg.types."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,6 +27,11 @@ from semproxy.pg.types import (
 )
 
 _FRAME_LIMIT = 1 << 30  # a larger batch is encoded in halves: binary arrays use int32 offsets
+# Up to this many rows, frames are packed cell by cell: numpy and pyarrow.compute cost
+# tens of microseconds per call whatever the size, more than a few rows take in Python.
+SMALL_BATCH = 64
+_I16, _I32 = struct.Struct("!h"), struct.Struct("!i")
+_NULL_CELL = _I32.pack(-1)
 
 
 def row_description(schema: pa.Schema, formats: Sequence[int] | None) -> RowDescription:
@@ -41,6 +47,8 @@ def encode_batch(batch: pa.RecordBatch, formats: Sequence[int] | None = None, ti
     binary. `timezone` is the session's TimeZone, used by timestamptz text."""
     check_formats(formats, batch.num_columns)
     cells = [encode_column(col, format_for(formats, i), timezone) for i, col in enumerate(batch.columns)]
+    if batch.num_rows <= SMALL_BATCH:
+        return _small_frames(batch.num_rows, cells)
     return _frames(batch.num_rows, cells)
 
 
@@ -74,6 +82,20 @@ def _uniform(cells: pa.Array, length: np.ndarray) -> np.ndarray | None:
     start = int(np.frombuffer(cells.buffers()[1], np.int32, 1, cells.offset * 4)[0])
     data = np.frombuffer(cells.buffers()[2] or b"", np.uint8)
     return data[start : start + len(length) * int(length[0])].reshape(len(length), -1)
+
+
+def _small_frames(n: int, cells: list[pa.Array]) -> bytes:
+    """The same frames as _frames, for a few rows."""
+    count = _I16.pack(len(cells))
+    out = bytearray()
+    rows = zip(*(c.to_pylist() for c in cells), strict=True) if cells else [()] * n
+    for row in rows:
+        body = [count]
+        for cell in row:
+            body += (_NULL_CELL,) if cell is None else (_I32.pack(len(cell)), cell)
+        payload = b"".join(body)
+        out += b"D" + _I32.pack(len(payload) + 4) + payload
+    return bytes(out)
 
 
 def _frames(n: int, cells: list[pa.Array]) -> bytes:

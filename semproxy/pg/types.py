@@ -5,6 +5,7 @@ typname, `pg_type_name` the DDL spelling used in CREATE TABLE."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -113,6 +114,7 @@ def _decimal_typmod(t: pa.Decimal128Type | pa.Decimal256Type) -> tuple[int, int]
     return (t.precision - t.scale, 0) if t.scale < 0 else (t.precision, t.scale)
 
 
+@functools.lru_cache(maxsize=512)  # per column of every batch and RowDescription
 def pg_type_of(t: pa.DataType) -> tuple[int, int]:
     """(type OID, type modifier) that Postgres would report for an Arrow type."""
     if isinstance(t, pa.BaseExtensionType):
@@ -187,7 +189,7 @@ PG_EPOCH_US = PG_EPOCH_DAYS * 86_400_000_000
 def fixed_width(n: int, rows: np.ndarray) -> pa.Array:
     """A binary array of n equal-width values: the rows of a C-contiguous numpy array."""
     width = rows.nbytes // n if n else 0
-    offsets = np.arange(0, width * n + 1, width, dtype=np.int32)
+    offsets = np.arange(n + 1, dtype=np.int32) * width  # n = 0: one offset, 0
     return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(rows)])
 
 
