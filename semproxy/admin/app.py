@@ -17,7 +17,6 @@ import contextlib
 import datetime as dt
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -34,7 +33,6 @@ from semproxy.admin import auth, health, metadata, models, queries
 from semproxy.admin.metadata import MetadataCache
 from semproxy.admin.store import ModelStore, StoreError, issue
 from semproxy.admin.watch import ModelWatcher
-from semproxy.auth.users import UsersFile
 from semproxy.errors import (
     EngineError,
     InvalidAuthorization,
@@ -170,7 +168,6 @@ def create_app(server: Server, watcher: ModelWatcher | None = None) -> FastAPI:
     app.state.server = server
     app.state.store = ModelStore(settings.models, server.reload_models)
     app.state.metadata_cache = MetadataCache(settings.metadata_cache_ttl_minutes * 60)
-    app.state.users = UsersFile(Path(settings.users)) if settings.users else None
     if watcher is not None:
         app.state.store.after_write.append(watcher.settle)
     _install_error_handlers(app)
