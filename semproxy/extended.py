@@ -10,6 +10,7 @@ After an error, messages are discarded until Sync, as Postgres does.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,23 @@ from semproxy.sql.route import Catalog, Empty, Metric, Refused, route
 
 if TYPE_CHECKING:
     from semproxy.session import Session
+
+TREE_CACHE_SIZE = 1024
+_TREES: OrderedDict[str, exp.Expr] = OrderedDict()
+
+
+def _parsed(sql: str) -> exp.Expr:
+    """The client's tree of a metric statement, parsed once per text for every session (each
+    connection of a pool prepares the same statements). Shared: users copy (params.bind)."""
+    tree = _TREES.get(sql)
+    if tree is None:
+        tree = _TREES[sql] = sqlglot.parse_one(sql, read="postgres")
+        if len(_TREES) > TREE_CACHE_SIZE:
+            _TREES.popitem(last=False)
+    else:
+        _TREES.move_to_end(sql)
+    return tree
+
 
 # What ends the catalog's answer to each forwarded message kind ('E' always does).
 _TERMINALS = {
@@ -166,7 +184,7 @@ class Extended:
             raise statement.error
         if isinstance(statement, Catalog) and session.owns(msg.sql):
             declare = parse_declare(msg.sql)
-            tree = sqlglot.parse_one(declare.query, read="postgres") if declare is not None else None
+            tree = _parsed(declare.query) if declare is not None else None
             types = self._parameter_types(tree, msg.param_types) if tree is not None else ()
             self.statements[msg.name] = Prepared(msg.sql, False, tree, types, cursor=head(msg.sql))
             await self._drain()
@@ -176,7 +194,7 @@ class Extended:
             self.statements[msg.name] = Prepared(msg.sql, True, changes_settings=changes_settings(msg.sql))
             await self._forward(replace(msg, sql=catalog_quirks.apply(msg.sql)))
             return
-        tree = sqlglot.parse_one(msg.sql, read="postgres") if isinstance(statement, Metric) else None
+        tree = _parsed(msg.sql) if isinstance(statement, Metric) else None
         types = self._parameter_types(tree, msg.param_types) if tree is not None else ()
         self.statements[msg.name] = Prepared(msg.sql, False, tree, types)
         await self._drain()

@@ -382,14 +382,34 @@ def test_float32_round_trip_is_shortest() -> None:
     assert [np.float32(float(s)) for s in got if s] == list(values)
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.lists(columns, min_size=0, max_size=4), st.integers(0, 20), st.sampled_from([0, 1]))
-def test_small_batches_frame_as_large_ones(cols: list[tuple[str, pa.Array]], n: int, fmt: int) -> None:
-    """Up to SMALL_BATCH rows are framed cell by cell: the same bytes as the numpy framing."""
+few_columns = columns | st.one_of(
+    st.lists(st.none() | st.booleans(), max_size=20).map(lambda v: ("b", pa.array(v, pa.bool_()))),
+    st.lists(st.none() | st.integers(-(2**15), 2**15 - 1), max_size=20).map(
+        lambda v: ("i", pa.array(v, pa.int16()))
+    ),
+    st.lists(st.none() | st.integers(-(2**31), 2**31 - 1), max_size=20).map(
+        lambda v: ("i", pa.array(v, pa.int32()))
+    ),
+    st.lists(st.none() | st.integers(0, 2**32 - 1), max_size=20).map(
+        lambda v: ("i", pa.array(v, pa.uint32()))
+    ),
+    st.lists(st.none() | st.integers(0, 255), max_size=20).map(lambda v: ("i", pa.array(v, pa.uint8()))),
+    st.lists(st.none() | st.text(), max_size=20).map(lambda v: ("s", pa.array(v, pa.large_string()))),
+    st.lists(st.none() | st.sampled_from(["a", "b"]), max_size=20).map(
+        lambda v: ("s", pa.array(v, pa.string()).dictionary_encode())
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(few_columns, min_size=0, max_size=4), st.integers(0, 20), st.sampled_from([0, 1]))
+def test_small_batches_encode_as_large_ones(cols: list[tuple[str, pa.Array]], n: int, fmt: int) -> None:
+    """Up to SMALL_BATCH rows are encoded and framed cell by cell: the same bytes as the
+    vectorized column encoders and numpy framing give."""
     n = min([n, *(len(a) for _, a in cols)])
-    cells = [encode_column(a.slice(0, n), fmt) for _, a in cols]
-    assert _small_frames(n, cells) == _frames(n, cells)
-    if not cols:
-        return
-    batch = pa.record_batch([a.slice(0, n) for _, a in cols], names=[f"c{i}" for i in range(len(cols))])
-    assert encode_batch(batch, [fmt]) == _frames(n, cells)
+    arrays = [encode_column(a.slice(0, n), fmt) for _, a in cols]
+    expected = _frames(n, arrays)
+    assert _small_frames(n, [a.to_pylist() for a in arrays]) == expected
+    if cols:
+        batch = pa.record_batch([a.slice(0, n) for _, a in cols], names=[f"c{i}" for i in range(len(cols))])
+        assert encode_batch(batch, [fmt]) == expected

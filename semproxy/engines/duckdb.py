@@ -22,7 +22,10 @@ from semproxy.engines.threads import call_in_thread, stream_in_thread
 from semproxy.errors import EngineError, EngineUnavailable, QueryCanceled
 
 BATCH_ROWS = 65_536
-FIRST_BATCHES = 2  # read in the first hop: a result that ends within them needs no stream
+# The first hop reads up to this many rows or batches (a small GROUP BY comes in a few
+# batches, one per partition); a result that ends within them needs no stream.
+FIRST_ROWS = BATCH_ROWS
+FIRST_BATCHES = 16
 
 
 class DuckDBEngine:
@@ -52,15 +55,22 @@ class DuckDBEngine:
             try:
                 reader = _start(cursor, sql)
                 first: list[pa.RecordBatch] = []
-                while len(first) < FIRST_BATCHES and (batch := _next_batch(reader)) is not None:
-                    first.append(batch)
+                rows, ended = 0, False
+                while rows < FIRST_ROWS and len(first) < FIRST_BATCHES and not ended:
+                    batch = _next_batch(reader)
+                    ended = batch is None
+                    if batch is not None:
+                        first.append(batch)
+                        rows += batch.num_rows
             except BaseException:
                 close()
                 raise
-            if len(first) == FIRST_BATCHES:
+            if not ended:
                 return reader, first
-            close()
-            return None, first or [pa.RecordBatch.from_pylist([], schema=reader.schema)]
+            close()  # the whole result, as one batch: encoded in one go
+            return None, [
+                pa.concat_batches(first) if first else pa.RecordBatch.from_pylist([], schema=reader.schema)
+            ]
 
         def rest(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
             try:

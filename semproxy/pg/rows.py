@@ -4,12 +4,19 @@ Each column becomes one Arrow binary array holding every cell's wire bytes (its 
 binary representation), built with pyarrow.compute and numpy: there is no Python call per
 cell or per row. The frames are then assembled by one `binary_join_element_wise` over the
 row headers, the length prefixes and the cell arrays. Text cells come from pg.text, binary
-cells from pg.types."""
+cells from pg.types.
+
+A batch of a few rows (most metric results) costs more in those calls' fixed overheads than
+in its cells, so it is encoded a cell at a time instead: integers, booleans, strings and
+binary float8 in Python (the same bytes), other types by the column encoders, and framed
+with struct."""
 
 from __future__ import annotations
 
+import functools
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -18,17 +25,20 @@ import pyarrow.compute as pc
 from semproxy.pg.messages import RowDescription
 from semproxy.pg.text import encode_text
 from semproxy.pg.types import (
+    INT2,
+    INT4,
     check_formats,
     encode_binary,
     field_for_arrow,
     fixed_width,
     format_for,
+    pg_type_of,
     valid_mask,
 )
 
 _FRAME_LIMIT = 1 << 30  # a larger batch is encoded in halves: binary arrays use int32 offsets
-# Up to this many rows, frames are packed cell by cell: numpy and pyarrow.compute cost
-# tens of microseconds per call whatever the size, more than a few rows take in Python.
+# Up to this many rows, cells are encoded and framed one by one: numpy and pyarrow.compute
+# cost tens of microseconds per call whatever the size, more than a few rows take in Python.
 SMALL_BATCH = 64
 _I16, _I32 = struct.Struct("!h"), struct.Struct("!i")
 _NULL_CELL = _I32.pack(-1)
@@ -46,20 +56,53 @@ def encode_batch(batch: pa.RecordBatch, formats: Sequence[int] | None = None, ti
     """All DataRow messages for `batch`, concatenated; text format unless `formats` asks for
     binary. `timezone` is the session's TimeZone, used by timestamptz text."""
     check_formats(formats, batch.num_columns)
-    cells = [encode_column(col, format_for(formats, i), timezone) for i, col in enumerate(batch.columns)]
+    columns = [_plain(col) for col in batch.columns]
     if batch.num_rows <= SMALL_BATCH:
+        cells = [_few_cells(col, format_for(formats, i), timezone) for i, col in enumerate(columns)]
         return _small_frames(batch.num_rows, cells)
-    return _frames(batch.num_rows, cells)
+    arrays = [encode_column(col, format_for(formats, i), timezone) for i, col in enumerate(columns)]
+    return _frames(batch.num_rows, arrays)
 
 
 def encode_column(col: pa.Array, format: int = 0, timezone: str = "UTC") -> pa.Array:
     """One binary array of the wire bytes of each cell (null where the value is NULL)."""
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
-    if pa.types.is_dictionary(col.type):
-        col = col.dictionary_decode()
+    col = _plain(col)
     out = encode_binary(col) if format == 1 else None
     return out if out is not None else encode_text(col, timezone)
+
+
+def _plain(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    return col.dictionary_decode() if pa.types.is_dictionary(col.type) else col
+
+
+# ---- a few rows -----------------------------------------------------------------------------
+
+
+def _few_cells(col: pa.Array, format: int, timezone: str) -> list[bytes | None]:
+    """The wire bytes of each cell of a short column, as encode_column gives them."""
+    encode = _cell_encoder(col.type, format)
+    if encode is None:
+        return encode_column(col, format, timezone).to_pylist()
+    return [None if v is None else encode(v) for v in col.to_pylist()]
+
+
+@functools.lru_cache(maxsize=256)
+def _cell_encoder(t: pa.DataType, format: int) -> Callable[[Any], bytes] | None:
+    """A Python encoder of one value, for the types whose bytes are simple to get right."""
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return str.encode
+    if pa.types.is_boolean(t):
+        return (lambda v: b"\x01" if v else b"\x00") if format == 1 else (lambda v: b"t" if v else b"f")
+    if pa.types.is_integer(t) and not pa.types.is_uint64(t):
+        if format == 0:
+            return lambda v: b"%d" % v
+        oid, _ = pg_type_of(t)
+        return struct.Struct(">h" if oid == INT2 else ">i" if oid == INT4 else ">q").pack
+    if pa.types.is_float64(t) and format == 1:
+        return struct.Struct(">d").pack
+    return None
 
 
 # ---- framing --------------------------------------------------------------------------------
@@ -84,11 +127,11 @@ def _uniform(cells: pa.Array, length: np.ndarray) -> np.ndarray | None:
     return data[start : start + len(length) * int(length[0])].reshape(len(length), -1)
 
 
-def _small_frames(n: int, cells: list[pa.Array]) -> bytes:
-    """The same frames as _frames, for a few rows."""
+def _small_frames(n: int, cells: list[list[bytes | None]]) -> bytes:
+    """The same frames as _frames, from the cells of a few rows."""
     count = _I16.pack(len(cells))
     out = bytearray()
-    rows = zip(*(c.to_pylist() for c in cells), strict=True) if cells else [()] * n
+    rows = zip(*cells, strict=True) if cells else [()] * n
     for row in rows:
         body = [count]
         for cell in row:
