@@ -5,6 +5,10 @@
     N connections opened at once (all accepted? how fast?), then each runs small
     aggregates (a metric query through semproxy; the same GROUP BY on a table in PostgreSQL)
 
+Both sides aggregate the same 10,000 orders: semproxy serves them from a DuckDB file of
+its own with a one-model category, so the figures compare the servers, not the data
+(the demo's orders table is ten times larger).
+
 Figures only, printed with the ratio semproxy / PostgreSQL. Targets: every connection
 accepted, and within 2x of PostgreSQL on each figure."""
 
@@ -18,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
+import duckdb
 
 from bench.reference_pg import reference_postgres
 from tests.conftest import start_server, stop_server
@@ -33,6 +38,22 @@ CREATE TABLE orders AS
 SELECT (ARRAY['Asia Pacific', 'Europe', 'Latin America', 'North America', NULL])[1 + i % 5] AS region,
        i AS order_id
 FROM generate_series(1, 10000) AS i
+"""
+DUCKDB_TABLE = """
+CREATE TABLE orders AS
+SELECT (['Asia Pacific', 'Europe', 'Latin America', 'North America', NULL])[1 + i % 5] AS region,
+       i AS order_id
+FROM generate_series(1, 10000) AS t(i)
+"""
+ORDERS_MODEL = """\
+name: orders
+model: main.orders
+entities:
+  - {name: order, type: primary, expr: order_id}
+dimensions:
+  - {name: region, type: categorical}
+measures:
+  - {name: order_count, agg: count, expr: order_id}
 """
 
 
@@ -112,23 +133,38 @@ async def _measure(ours: str, theirs: str) -> None:
     )
     _row(f"{CONNECTIONS} conns x {QUERIES_PER_CONNECTION} aggregates", few["queries_per_s"],
          reference["queries_per_s"], "q/s")  # fmt: skip
-    _row(
-        f"{CONNECTIONS} connections accepted in", few["accept_s"], reference["accept_s"], "s", False
-    )
+    _row(f"{CONNECTIONS} connections accepted in", few["accept_s"], reference["accept_s"], "s", False)
 
 
 def main() -> None:
     print(
         f"protocol: asyncpg; SELECT 1 x {ROUND_TRIPS}, connects for {CONNECT_SECONDS:.0f} s, crowds of connections"
     )
-    with tempfile.TemporaryDirectory(prefix="semproxy-bench-protocol-") as tmp, reference_postgres(max_connections="300") as ref:
-        server = start_server(Path(tmp))
+    with (
+        tempfile.TemporaryDirectory(prefix="semproxy-bench-protocol-") as tmp,
+        reference_postgres(max_connections="300") as ref,
+    ):
+        server = start_server(Path(tmp), models=_orders_models(Path(tmp)), database=_orders_db(Path(tmp)))
         try:
             asyncio.run(_prepare_reference(ref.dsn))
             print(f"  reference: {ref.version}")
             asyncio.run(_measure(f"postgresql://bench@{server.host}:{server.port}/semantic", ref.dsn))
         finally:
             stop_server(server)
+
+
+def _orders_models(root: Path) -> Path:
+    models = root / "models"
+    (models / "production").mkdir(parents=True)
+    (models / "production" / "orders.yaml").write_text(ORDERS_MODEL)
+    return models
+
+
+def _orders_db(root: Path) -> Path:
+    db = root / "orders.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute(DUCKDB_TABLE)
+    return db
 
 
 async def _prepare_reference(dsn: str) -> None:

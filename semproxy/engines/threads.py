@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import pyarrow as pa
@@ -27,21 +28,25 @@ from semproxy.errors import QueryCanceled
 _DONE = object()
 _POLL_S = 0.1
 T = TypeVar("T")
+# Engine work only, so that slow queries never hold up the loop's default executor (which
+# describe, the HTTP port and file checks share); idle workers cost nothing.
+_WORKERS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="semproxy-engine")
 
 
 async def call_in_thread(
     work: Callable[[], T], interrupt: Callable[[], None], release: Callable[[T], None]
 ) -> T:
-    """`work()` in a worker thread: one hop to the pool and back, no thread of its own.
+    """`work()` in a worker thread: one hop to a pool and back, no thread of its own.
 
-    When the caller is cancelled meanwhile, `interrupt` (in a worker thread) must make
-    `work` stop; if `work` returns anyway, `release` (on the event loop) frees its result."""
+    When the caller is cancelled meanwhile, `interrupt` (in a thread of its own, so that it
+    runs even when every worker is busy) must make `work` stop; if `work` returns anyway,
+    `release` (on the event loop) frees its result."""
     loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(None, work)
+    future = loop.run_in_executor(_WORKERS, work)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
-        loop.run_in_executor(None, interrupt)
+        threading.Thread(target=interrupt, name="semproxy-interrupt", daemon=True).start()
 
         def settle(done: asyncio.Future[T]) -> None:
             if not done.cancelled() and done.exception() is None:
