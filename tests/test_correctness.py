@@ -18,7 +18,6 @@ import asyncpg
 import duckdb
 import pytest
 import pytest_asyncio
-import sqlglot
 
 from semproxy.plan.compile import compile_query
 from semproxy.semantic.registry import Registry
@@ -488,34 +487,3 @@ async def test_postgres_engine_gives_the_same_numbers(
     on_postgres = await postgres.fetch(compile_query(sql, registry, dialect="postgres").sql)
     on_duckdb = con.execute(compile_query(sql, registry).sql).fetchall()
     assert normalize([tuple(r) for r in on_postgres]) == normalize(on_duckdb)
-
-
-# -- and on a local Apache Spark (the slow part of `make test`; alone: `pytest -m spark`) ----
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    import pyspark.sql as pyspark_sql
-
-    warehouse = tempfile.mkdtemp(prefix="semproxy-compiler-spark-")
-    session = (
-        pyspark_sql.SparkSession.builder.master("local[1]")
-        .config("spark.sql.warehouse.dir", warehouse)
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "1")
-        .getOrCreate()
-    )
-    for statement in sqlglot.transpile((HERE / "data.sql").read_text(), read="duckdb", write="spark"):
-        session.sql(statement)
-    yield session
-    session.stop()
-    shutil.rmtree(warehouse, ignore_errors=True)
-
-
-@pytest.mark.spark
-@pytest.mark.parametrize("dialect", ["spark", "databricks"])
-def test_spark_engine_gives_the_same_numbers(
-    spark: Any, con: duckdb.DuckDBPyConnection, registry: Registry, dialect: str
-) -> None:
-    for sql in ENGINE_QUERIES:
-        on_spark = [tuple(r) for r in spark.sql(compile_query(sql, registry, dialect=dialect).sql).collect()]
-        assert normalize(on_spark) == normalize(con.execute(compile_query(sql, registry).sql).fetchall()), sql

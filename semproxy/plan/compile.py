@@ -22,7 +22,7 @@ from semproxy.errors import FeatureNotSupported
 from semproxy.plan.aggregate import ModelSub, sub_key
 from semproxy.plan.cache import SLOT, CompiledQuery, Plan, plan_cache, remember, slot_literals
 from semproxy.plan.metrics import Leaf
-from semproxy.plan.query import KEYS, Resolver, SemanticQuery
+from semproxy.plan.query import COMPILED, KEYS, Resolver, SemanticQuery
 from semproxy.plan.tables import SchemaIndex, metric_table
 from semproxy.semantic.registry import Registry
 from semproxy.sql import quirks
@@ -211,8 +211,31 @@ def compile_select(
     found = metric_table(select, registry, path)
     assert found is not None
     index, scope, qualifiers = found
+    _compile_inner(select, registry, path)
     query = Resolver(select, scope, index, qualifiers).resolve()
     return _assemble(query, index), tuple(name for _, name in query.outputs)
+
+
+def _compile_inner(select: exp.Select, registry: Registry, path: tuple[str, ...]) -> None:
+    """Metric queries inside a metric query's clauses (`WHERE customer IN (SELECT customer
+    FROM orders GROUP BY 1 HAVING ...)`) compile where they stand, before the outer one."""
+    while True:
+        inner = next(
+            (
+                n
+                for n in select.walk(prune=lambda n: bool(n.meta.get(COMPILED)))
+                if isinstance(n, exp.Select)
+                and n is not select
+                and not n.meta.get(COMPILED)
+                and metric_table(n, registry, path) is not None
+            ),
+            None,
+        )
+        if inner is None:
+            return
+        compiled, _ = compile_select(inner, registry, path)
+        compiled.meta[COMPILED] = True
+        inner.replace(compiled)
 
 
 def _assemble(q: SemanticQuery, index: SchemaIndex) -> exp.Select:

@@ -32,6 +32,7 @@ from semproxy.semantic.model import Grain, SemanticModel
 from semproxy.sql.parse import did_you_mean, ident_name, output_name, parse_expr, position
 
 KEYS = "__keys"
+COMPILED = "semproxy_compiled"  # meta flag of a nested metric query compiled where it stands
 AGG_KINDS: dict[type[exp.Expr], str] = {
     exp.Sum: "sum",
     exp.Min: "min",
@@ -208,6 +209,8 @@ class Resolver:
 
     def _resolve(self, node: exp.Expr, clause: str) -> exp.Expr:
         def visit(n: exp.Expr) -> exp.Expr:
+            if n.meta.get(COMPILED):
+                return n.copy()  # a nested metric query, already compiled: kept whole
             if isinstance(n, exp.Column) and not isinstance(n.this, exp.Star):
                 return self._column(n, clause)
             if _is_measure(n) or isinstance(n, exp.AggFunc | exp.Filter):

@@ -110,10 +110,75 @@ def spark_extract(tree: exp.Expr) -> exp.Expr:
     return tree.transform(visit, copy=False)
 
 
+def spark_date_difference(tree: exp.Expr) -> exp.Expr:
+    """`date - date` is a number of days in Postgres and an interval on Spark: a
+    difference with a DATE on one side and a column or DATE on the other is DATEDIFF."""
+
+    def dated(node: exp.Expr) -> bool:
+        return isinstance(node, exp.Cast) and node.to.this == exp.DType.DATE
+
+    def visit(node: exp.Expr) -> exp.Expr:
+        if not isinstance(node, exp.Sub):
+            return node
+        pair = (node.this, node.expression)
+        if any(dated(x) for x in pair) and all(dated(x) or isinstance(x, exp.Column) for x in pair):
+            return exp.Anonymous(this="DATEDIFF", expressions=list(pair))
+        return node
+
+    return tree.transform(visit, copy=False)
+
+
+_INTEGERS = {exp.DType.TINYINT, exp.DType.SMALLINT, exp.DType.INT, exp.DType.BIGINT}
+
+
+def integer_division(tree: exp.Expr) -> exp.Expr:
+    """Postgres divides two integers as integers (7 / 2 = 3); DuckDB and Spark give 3.5.
+
+    A client's `/` (sqlglot marks it `typed` when read as Postgres) whose operands are
+    both known integers (integer literals, integer casts, COUNT, and the plan's columns
+    that hold them) becomes integer division. Dimension columns are typed by the engine,
+    not known here, so `order_id / 2` still divides as numbers."""
+    defined: dict[str, list[exp.Expr]] = {}
+    for select in tree.find_all(exp.Select):
+        for item in select.expressions:
+            if isinstance(item, exp.Alias):
+                defined.setdefault(item.alias, []).append(item.this)
+
+    def integer(node: exp.Expr, depth: int = 0) -> bool:
+        if depth > 8:
+            return False
+        if isinstance(node, exp.Paren | exp.Neg):
+            return integer(node.this, depth + 1)
+        if isinstance(node, exp.Literal):
+            return not node.is_string and node.this.isdigit()
+        if isinstance(node, exp.Cast):
+            return node.to.this in _INTEGERS
+        if isinstance(node, exp.Count):
+            return True
+        if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.IntDiv):
+            return integer(node.this, depth + 1) and integer(node.expression, depth + 1)
+        if isinstance(node, exp.Column) and node.name in defined:
+            return all(integer(d, depth + 1) for d in defined[node.name])
+        return False
+
+    def visit(node: exp.Expr) -> exp.Expr:
+        if (
+            isinstance(node, exp.Div)
+            and node.args.get("typed")
+            and integer(node.this)
+            and integer(node.expression)
+        ):
+            return exp.IntDiv(this=node.this, expression=node.expression)
+        return node
+
+    return tree.transform(visit, copy=False)
+
+
+SPARK = (spark_exact_percentile, spark_extract, spark_date_difference, integer_division, numeric_keeps_scale)
 ENGINE_QUIRKS = {
-    "duckdb": (numeric_keeps_scale,),
-    "spark": (spark_exact_percentile, spark_extract, numeric_keeps_scale),
-    "databricks": (spark_exact_percentile, spark_extract, numeric_keeps_scale),
+    "duckdb": (integer_division, numeric_keeps_scale),
+    "spark": SPARK,
+    "databricks": SPARK,
 }
 
 
