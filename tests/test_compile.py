@@ -7,10 +7,11 @@ import time
 
 import pytest
 import sqlglot
+from sqlglot import exp
 
 from semproxy.errors import SemproxyError
 from semproxy.plan import compile as compile_module
-from semproxy.plan.compile import compile_query
+from semproxy.plan.compile import compile_prepared, compile_query
 from semproxy.plan.tables import virtual_tables
 from semproxy.semantic.registry import Registry
 from semproxy.sql.parse import mask_literals
@@ -272,3 +273,56 @@ def test_engine_traps_are_rewritten(registry: Registry) -> None:
     for dialect in ("duckdb", "spark", "databricks"):
         assert "DECIMAL(38, 10)" in compile_query(sql, registry, dialect=dialect).sql  # never DECIMAL(10, 0)
     assert "CAST(_m0 AS DECIMAL)" in compile_query(sql, registry, dialect="postgres").sql
+
+
+PREPARED = (
+    "SELECT DATE_TRUNC($1, order_date) AS m, MEASURE(revenue) FROM orders WHERE status = $2"
+    " AND order_date >= $3 AND region IN ($4, 'EU') GROUP BY 1 ORDER BY 1 LIMIT $5"
+)
+
+
+def _values(grain: str, status: str, since: str, region: exp.Expr, limit: int) -> list[exp.Expr]:
+    """What params.py binds for text parameters typed (text, text, date, text, int4)."""
+    day = exp.cast(exp.Literal.string(since), "DATE")
+    return [exp.Literal.string(grain), exp.Literal.string(status), day, region, exp.Literal.number(limit)]
+
+
+@pytest.mark.parametrize("dialect", ["duckdb", "postgres", "spark", "databricks"])
+def test_prepared_statements_give_what_the_bound_tree_gives(registry: Registry, dialect: str) -> None:
+    fresh = Registry(categories=registry.categories)
+    tree = sqlglot.parse_one(PREPARED, read="postgres")
+    for values in [
+        _values("month", "completed", "2024-01-01", exp.Literal.string("US"), 5),
+        _values("month", "it's", "2024-02-01", exp.Null(), 7),  # NULL: a value of another kind
+        _values("week", "x", "2023-01-01", exp.Literal.string("US"), 1),  # a unit shapes the plan
+        _values("month", "completed", "2024-03-01", exp.Literal.string("APAC"), 2),
+    ]:
+        bound = tree.transform(
+            lambda n, v=values: v[int(n.name) - 1].copy() if isinstance(n, exp.Parameter) else n
+        )
+        assert (
+            compile_prepared(PREPARED, fresh, values, dialect=dialect).sql
+            == compile_query(bound, registry, dialect=dialect).sql
+        )
+
+
+def test_a_prepared_statement_is_parsed_and_planned_once_per_kind_of_values(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh = Registry(categories=registry.categories)
+    cold = compile_prepared(PREPARED, fresh, _values("month", "a", "2024-01-01", exp.Literal.string("US"), 5))
+    monkeypatch.setattr(compile_module, "parse_statement", _never)
+    monkeypatch.setattr(compile_module, "_compile_tree", _never)
+    samples = []
+    for i in range(200):
+        start = time.perf_counter()
+        hit = compile_prepared(
+            PREPARED, fresh, _values("month", f"v{i}", "2024-02-01", exp.Literal.string("US"), i)
+        )
+        samples.append((time.perf_counter() - start) * 1000)
+    assert hit.sql == cold.sql.replace("'a'", "'v199'").replace("2024-01-01", "2024-02-01").replace(
+        "LIMIT 5", "LIMIT 199"
+    )
+    assert sorted(samples)[100] < 0.5, sorted(samples)[100]  # ~0.05 ms on a quiet machine
+    with pytest.raises(AssertionError, match="parsed or planned"):  # another unit is another plan
+        compile_prepared(PREPARED, fresh, _values("year", "a", "2024-01-01", exp.Literal.string("US"), 5))

@@ -177,10 +177,31 @@ class PlanCache:
         self.fixed: OrderedDict[Key, tuple[int, ...]] = OrderedDict()  # masked text -> non-slot literals
         self.plans: OrderedDict[tuple[Key, tuple[str, ...]], Plan] = OrderedDict()  # + their values
         self.trees: OrderedDict[Key, Plan] = OrderedDict()  # a bound tree's shape -> plan
+        self.prepared: OrderedDict[Key, Prepared] = OrderedDict()  # a text with $n -> its plans
 
     def clear(self) -> None:
-        for store in (self.routes, self.route_shapes, self.texts, self.fixed, self.plans, self.trees):
+        stores = (
+            self.routes,
+            self.route_shapes,
+            self.texts,
+            self.fixed,
+            self.plans,
+            self.trees,
+            self.prepared,
+        )
+        for store in stores:
             store.clear()
+
+
+@dataclass
+class Prepared:
+    """A prepared statement's text, parsed once: `slots` are the parameters that sit where
+    a value never changes the plan (WHERE/HAVING comparisons, LIMIT, OFFSET); its plans are
+    keyed by the kind of each slot's value and the SQL of every other parameter's value."""
+
+    tree: exp.Expr
+    slots: frozenset[int]  # 0-based parameter indexes
+    plans: OrderedDict[tuple[object, ...], Plan]
 
 
 _CACHES: dict[int, tuple[weakref.ref[Registry], PlanCache]] = {}
