@@ -13,9 +13,10 @@ from semproxy.errors import SemproxyError
 from semproxy.plan import compile as compile_module
 from semproxy.plan.compile import compile_prepared, compile_query
 from semproxy.plan.tables import virtual_tables
-from semproxy.semantic.registry import Registry
+from semproxy.semantic.model import SemanticModel
+from semproxy.semantic.registry import Category, Registry
 from semproxy.sql.parse import mask_literals
-from tests.compiler_fixtures import load_registry
+from tests.compiler_fixtures import load_database, load_registry
 
 
 @pytest.fixture(scope="module")
@@ -326,3 +327,65 @@ def test_a_prepared_statement_is_parsed_and_planned_once_per_kind_of_values(
     assert sorted(samples)[100] < 0.5, sorted(samples)[100]  # ~0.05 ms on a quiet machine
     with pytest.raises(AssertionError, match="parsed or planned"):  # another unit is another plan
         compile_prepared(PREPARED, fresh, _values("year", "a", "2024-01-01", exp.Literal.string("US"), 5))
+
+
+def _with_model(registry: Registry, doc: dict[str, object]) -> Registry:
+    models = dict(registry.categories["production"].models)
+    model = SemanticModel.model_validate(doc)
+    models[model.name] = model
+    return Registry(categories={"production": Category("production", models)})
+
+
+def test_offset_to_grain_is_refused_not_ignored(registry: Registry) -> None:
+    orders = registry.categories["production"].models["orders"].model_dump(exclude_none=True, by_alias=True)
+    orders["metrics"] = [
+        {
+            "name": "revenue_vs_month_start",
+            "type": "derived",
+            "type_params": {
+                "expr": "revenue - start",
+                "metrics": ["revenue", {"name": "revenue", "alias": "start", "offset_to_grain": "month"}],
+            },
+        }
+    ]
+    with_offset = _with_model(registry, orders)
+    with pytest.raises(SemproxyError) as caught:
+        compile_query(
+            "SELECT metric_time, MEASURE(revenue_vs_month_start) FROM orders GROUP BY 1", with_offset
+        )
+    assert caught.value.sqlstate == "0A000" and "offset_to_grain" in str(caught.value)
+
+
+ATTRIBUTIONS = {  # reaches customers by two paths of two hops: order -> customer, visit -> customer
+    "name": "attributions",
+    "model": "shop.attributions",
+    "defaults": {"agg_time_dimension": "attributed_at"},
+    "entities": [
+        {"name": "attribution", "type": "primary", "expr": "attribution_id"},
+        {"name": "order", "type": "foreign", "expr": "order_id"},
+        {"name": "visit", "type": "foreign", "expr": "visit_id"},
+    ],
+    "dimensions": [{"name": "attributed_at", "type": "time", "type_params": {"time_granularity": "day"}}],
+    "measures": [{"name": "attributions", "agg": "count", "expr": "attribution_id"}],
+}
+
+
+def test_a_dimension_reached_by_two_paths_is_ambiguous_but_its_full_paths_work(registry: Registry) -> None:
+    two_paths = _with_model(registry, ATTRIBUTIONS)
+    with pytest.raises(SemproxyError) as caught:
+        compile_query("SELECT customer__region, MEASURE(attributions) FROM metrics GROUP BY 1", two_paths)
+    assert caught.value.sqlstate == "42702"
+    assert "two join paths" in str(caught.value) and "full path" in (caught.value.hint or "")
+    con = load_database()
+    con.execute(
+        "CREATE TABLE shop.attributions AS SELECT * FROM (VALUES (1, 1, 6, DATE '2024-01-05'),"
+        " (2, 3, 3, DATE '2024-01-10'), (3, 6, 5, DATE '2024-02-20')) t(attribution_id, order_id, visit_id, attributed_at)"
+    )
+    sql = compile_query(
+        "SELECT order__customer__name AS via_order, visit__customer__name AS via_visit, MEASURE(attributions)"
+        " FROM attributions GROUP BY 1, 2",
+        two_paths,
+    ).sql
+    assert sorted(con.execute(sql).fetchall(), key=str) == sorted(
+        [("Alice", "Bob", 1), ("Bob", "Bob", 1), (None, None, 1)], key=str
+    )  # order 6 is an orphan (customer 99); visit 5 too

@@ -177,6 +177,11 @@ class Expander:
         depth: int,
     ) -> exp.Expr:
         own = (*filters, self.resolve_filter(i.filter, model)) if i.filter else filters
+        if i.offset_to_grain is not None:  # never a silent wrong number: refused until planned
+            raise FeatureNotSupported(
+                f'input "{i.ref}" of a derived metric uses offset_to_grain, which is not supported yet',
+                hint="use offset_window, or a cumulative metric with grain_to_date",
+            )
         if i.offset_window and offset:
             raise FeatureNotSupported("an offset_window inside another offset_window is not supported")
         return exp.paren(self.metric(i.name, own, i.offset_window or offset, depth + 1), copy=False)

@@ -20,7 +20,7 @@ from typing import Any
 from sqlglot import exp
 
 from semproxy.errors import FeatureNotSupported, UndefinedTable
-from semproxy.plan.joins import SEP, Reach, by_target, one_side, reachable
+from semproxy.plan.joins import SEP, Hop, Reach, by_target, one_side, reachable
 from semproxy.plan.metrics import leaf_models, metric_names
 from semproxy.semantic.model import DimensionType, EntityType, Grain, SemanticModel
 from semproxy.semantic.registry import Category, Registry
@@ -56,6 +56,10 @@ class DimBinding:
     kind: str  # 'dimension' | 'time' | 'entity'
     target: tuple[str, str]  # (owner model, field) | (ENTITY, name) | (TIME, METRIC_TIME)
     granularity: Grain | None
+    # a joined dimension of a model's table is named by its join path from that model:
+    # that path is taken (even when another path reaches the same field), from `home` only
+    home: str | None = None
+    path: tuple[Hop, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,13 +120,13 @@ def _build(schema: str, category: Category) -> SchemaIndex:
     return SchemaIndex(category, scopes, reach, targets)
 
 
-def _binding(name: str, r: Reach) -> DimBinding:
+def _binding(name: str, r: Reach, home: str | None = None) -> DimBinding:
     field = r.field
     if not hasattr(field, "granularity"):
         return DimBinding(name, "entity", (ENTITY, field.name), None)
     grain = field.granularity  # type: ignore[union-attr]
     kind = "time" if field.type is DimensionType.time else "dimension"  # type: ignore[union-attr]
-    return DimBinding(name, kind, r.target, grain)
+    return DimBinding(name, kind, r.target, grain, home, r.path)
 
 
 def _time_grain(category: Category, models: list[SemanticModel]) -> Grain | None:
@@ -149,7 +153,7 @@ def _model_scope(
     if model.agg_time_dimension() is not None:
         dims[METRIC_TIME] = DimBinding(METRIC_TIME, "time", (TIME, METRIC_TIME), grain)
     for n in joined:
-        dims[n] = _binding(n, reach[n])
+        dims[n] = _binding(n, reach[n], model.name)
     metrics = _usable_metrics(category, model)
     return TableScope(
         schema, _table(schema, model.name, model.description, category, dims, metrics), model, dims, metrics
