@@ -1,0 +1,1 @@
+"""MetricFlow beside semproxy: helper scripts run inside a separate MetricFlow venv."""
