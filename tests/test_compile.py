@@ -336,22 +336,20 @@ def _with_model(registry: Registry, doc: dict[str, object]) -> Registry:
     return Registry(categories={"production": Category("production", models)})
 
 
-def test_offset_to_grain_is_refused_not_ignored(registry: Registry) -> None:
+def test_an_offset_window_with_offset_to_grain_is_refused(registry: Registry) -> None:
     orders = registry.categories["production"].models["orders"].model_dump(exclude_none=True, by_alias=True)
+    both = {"name": "revenue", "alias": "start", "offset_window": "1 month", "offset_to_grain": "month"}
     orders["metrics"] = [
         {
-            "name": "revenue_vs_month_start",
+            "name": "revenue_vs_last_month_start",
             "type": "derived",
-            "type_params": {
-                "expr": "revenue - start",
-                "metrics": ["revenue", {"name": "revenue", "alias": "start", "offset_to_grain": "month"}],
-            },
+            "type_params": {"expr": "revenue - start", "metrics": ["revenue", both]},
         }
     ]
-    with_offset = _with_model(registry, orders)
     with pytest.raises(SemproxyError) as caught:
         compile_query(
-            "SELECT metric_time, MEASURE(revenue_vs_month_start) FROM orders GROUP BY 1", with_offset
+            "SELECT metric_time, MEASURE(revenue_vs_last_month_start) FROM orders GROUP BY 1",
+            _with_model(registry, orders),
         )
     assert caught.value.sqlstate == "0A000" and "offset_to_grain" in str(caught.value)
 

@@ -22,6 +22,7 @@ Rule -> where it is tested (the name of a RULES entry here, or a test in test_co
     ratio at two grains                      "ratio whole" ; "ratio by month" ; test_ratio_is_computed_...
     derived within / across models           "derived within" ; "derived across" ; test_cross_model_...
     offset_window                            "offset window" ; test_period_over_period
+    offset_to_grain                          "offset to grain by day" ; "offset to grain by month"
     cumulative window/grain_to_date/all-time "cumulative ..." ; test_cumulative_windows
     semi-additive                            "semi-additive" ; test_semi_additive_balance_...
     filtered metrics, MEASURE FILTER         "filtered metric" ; "measure filter"
@@ -276,6 +277,15 @@ RULES: dict[str, Rule] = {
         "SELECT DATE_TRUNC('month', metric_time), MEASURE(revenue_growth_mom) FROM orders GROUP BY 1",
         f"WITH m AS ({MONTHLY}) SELECT m.m, CAST(m.r - p.r AS DOUBLE) / p.r FROM m"
         " LEFT JOIN m p ON p.m = m.m - INTERVAL 1 MONTH",
+    ),
+    "offset to grain by day": Rule(
+        "SELECT metric_time, MEASURE(revenue), MEASURE(revenue_vs_month_start) FROM orders GROUP BY 1",
+        "WITH d AS (SELECT order_date AS day, SUM(amount) AS r FROM shop.orders GROUP BY 1)"
+        " SELECT d.day, d.r, d.r - s.r FROM d LEFT JOIN d s ON s.day = DATE_TRUNC('month', d.day)",
+    ),
+    "offset to grain by month": Rule(
+        "SELECT DATE_TRUNC('month', metric_time), MEASURE(revenue_vs_month_start) FROM orders GROUP BY 1",
+        "SELECT DATE_TRUNC('month', order_date), 0 FROM shop.orders GROUP BY 1",
     ),
     "cumulative by month": Rule(
         "SELECT DATE_TRUNC('month', metric_time), MEASURE(revenue_all_time), MEASURE(revenue_mtd) FROM orders"

@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from semproxy.errors import FeatureNotSupported, GroupingError
 from semproxy.plan.joins import Relation
-from semproxy.plan.metrics import Cumulative, Leaf, aggregate, measure_aggregate
+from semproxy.plan.metrics import TO_GRAIN, Cumulative, Leaf, aggregate, measure_aggregate
 from semproxy.plan.query import DimRef, SemanticQuery
 from semproxy.plan.tables import ENTITY, METRIC_TIME, TIME, DimBinding, SchemaIndex
 from semproxy.semantic.model import Dimension, Grain, NonAdditiveDimension
@@ -166,7 +166,7 @@ GRAIN_UNITS = {"hour", "day", "week", "month", "quarter", "year"}
 def shifted(column: exp.Expr, offset: str | None, dim: Dimension | None) -> exp.Expr:
     """A time column moved forward by `offset`, so a row counts in the period it is compared
     with (revenue of January is `revenue_last_month` of February); dates stay dates."""
-    if not offset:
+    if not offset or offset.startswith(TO_GRAIN):  # offset_to_grain: joined, not shifted
         return column
     moved: exp.Expr = exp.Add(this=column, expression=interval(offset))
     if dim is None or dim.granularity is not Grain.hour:

@@ -22,7 +22,7 @@ from sqlglot import exp
 from semproxy.errors import FeatureNotSupported
 from semproxy.plan.aggregate import ModelSub, sub_key
 from semproxy.plan.cache import SLOT, CompiledQuery, Plan, Prepared, plan_cache, remember, slot_literals
-from semproxy.plan.metrics import Leaf
+from semproxy.plan.metrics import TO_GRAIN, Leaf
 from semproxy.plan.query import COMPILED, KEYS, Resolver, SemanticQuery
 from semproxy.plan.tables import SchemaIndex, metric_table
 from semproxy.semantic.registry import Registry
@@ -338,17 +338,26 @@ def _assemble(q: SemanticQuery, index: SchemaIndex) -> exp.Select:
         if q.scope.model is None:
             raise FeatureNotSupported("a query on the metrics table needs at least one metric")
         groups[(q.scope.model.name, None, None)] = []
-    subs = [ModelSub(q, index, key, leaves).build() for key, leaves in groups.items()]
+    models = [ModelSub(q, index, key, leaves) for key, leaves in groups.items()]
+    subs = [m.build() for m in models]
     # a period-over-period input adds no periods of its own (no row for the month after the last)
     offset = [isinstance(k[2], tuple) and k[2][1] is not None for k in groups]
     grain_subs = [i for i, o in enumerate(offset) if not o] or list(range(len(subs)))
+    # an offset_to_grain input is read at the start of each period's grain: its time keys
+    # join the grain's truncated to that grain
+    truncs = [
+        {i: m.shift[len(TO_GRAIN) :] for i, k in enumerate(q.keys) if m.is_time(k)}
+        if m.shift and m.shift.startswith(TO_GRAIN)
+        else {}
+        for m in models
+    ]
     outer = exp.Select()
     if len(subs) == 1:
         outer = outer.from_(subs[0].subquery("q0", copy=False), copy=False)
         grain = "q0"
     else:
         grain = GRAIN
-        outer = _combine(outer, subs, len(q.keys), grain_subs)
+        outer = _combine(outer, subs, len(q.keys), grain_subs, truncs)
     outer = outer.select(
         *(_keys_in(e, grain).as_(n, quoted=True, copy=False) for e, n in q.outputs), copy=False
     )
@@ -364,7 +373,9 @@ def _assemble(q: SemanticQuery, index: SchemaIndex) -> exp.Select:
     return outer
 
 
-def _combine(outer: exp.Select, subs: list[exp.Select], nkeys: int, grain_subs: list[int]) -> exp.Select:
+def _combine(
+    outer: exp.Select, subs: list[exp.Select], nkeys: int, grain_subs: list[int], truncs: list[dict[int, str]]
+) -> exp.Select:
     names = [f"q{i}" for i in range(len(subs))]
     if nkeys == 0:
         outer = outer.from_(subs[0].subquery(names[0], copy=False), copy=False)
@@ -383,15 +394,16 @@ def _combine(outer: exp.Select, subs: list[exp.Select], nkeys: int, grain_subs: 
     outer = outer.from_(
         exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier(GRAIN))), copy=False
     )
-    for name in names:
-        on = exp.and_(
-            *(
-                exp.NullSafeEQ(this=exp.column(f"_k{i}", GRAIN), expression=exp.column(f"_k{i}", name))
-                for i in range(nkeys)
-            )
-        )
+    for name, trunc in zip(names, truncs, strict=True):
+        on = exp.and_(*(exp.NullSafeEQ(this=_grain_key(i, trunc), expression=exp.column(f"_k{i}", name))
+                        for i in range(nkeys)))  # fmt: skip
         outer = outer.join(exp.to_table(name), on=on, join_type="LEFT", copy=False)
     return outer
+
+
+def _grain_key(i: int, trunc: dict[int, str]) -> exp.Expr:
+    key = exp.column(f"_k{i}", GRAIN)
+    return exp.TimestampTrunc(this=key, unit=exp.var(trunc[i].upper())) if i in trunc else key
 
 
 def _keys_in(tree: exp.Expr, grain: str) -> exp.Expr:

@@ -59,8 +59,11 @@ class Leaf:
     measure: str | None  # None: COUNT(*) of the model's rows, or `adhoc`
     filters: tuple[exp.Expr, ...] = ()
     cumulative: Cumulative | None = None
-    offset: str | None = None  # offset_window of a derived input: '1 month'
+    offset: str | None = None  # offset_window of a derived input ('1 month'), or TO_GRAIN + grain
     adhoc: exp.Expr | None = None  # an aggregate over dimensions: MAX(order_date)
+
+
+TO_GRAIN = "to "  # Leaf.offset of an offset_to_grain input: 'to month'
 
 
 def metric_names(model: SemanticModel) -> list[str]:
@@ -93,7 +96,7 @@ def needs_time(category: Category, name: str) -> bool:
     if metric.type is MetricType.simple:
         return False
     inputs = _inputs(metric.type, params)
-    return any(i.offset_window or needs_time(category, i.name) for i in inputs)
+    return any(i.offset_window or i.offset_to_grain or needs_time(category, i.name) for i in inputs)
 
 
 def allowed_aggregates(category: Category, name: str) -> set[str]:
@@ -177,14 +180,13 @@ class Expander:
         depth: int,
     ) -> exp.Expr:
         own = (*filters, self.resolve_filter(i.filter, model)) if i.filter else filters
-        if i.offset_to_grain is not None:  # never a silent wrong number: refused until planned
+        shift = i.offset_window or (TO_GRAIN + i.offset_to_grain.value if i.offset_to_grain else None)
+        if (i.offset_window and i.offset_to_grain) or (shift and offset):
             raise FeatureNotSupported(
-                f'input "{i.ref}" of a derived metric uses offset_to_grain, which is not supported yet',
-                hint="use offset_window, or a cumulative metric with grain_to_date",
+                f'input "{i.ref}": an offset inside another offset (or offset_window with offset_to_grain)'
+                " is not supported"
             )
-        if i.offset_window and offset:
-            raise FeatureNotSupported("an offset_window inside another offset_window is not supported")
-        return exp.paren(self.metric(i.name, own, i.offset_window or offset, depth + 1), copy=False)
+        return exp.paren(self.metric(i.name, own, shift or offset, depth + 1), copy=False)
 
     def _measure(
         self,
