@@ -11,7 +11,8 @@ from sqlglot import exp
 
 from semproxy.errors import SemproxyError
 from semproxy.plan import compile as compile_module
-from semproxy.plan.compile import compile_prepared, compile_query
+from semproxy.plan.compile import compile_query
+from semproxy.plan.prepared import compile_prepared
 from semproxy.plan.tables import virtual_tables
 from semproxy.semantic.model import SemanticModel
 from semproxy.semantic.registry import Category, Registry
@@ -164,7 +165,7 @@ def test_a_shape_hit_neither_parses_nor_plans(registry: Registry, monkeypatch: p
     )
     cold = compile_query(sql.format("'completed'", "'2024-01-01'", 10, 5), fresh, dialect="spark")
     monkeypatch.setattr(compile_module, "parse_statement", _never)
-    monkeypatch.setattr(compile_module, "_compile_tree", _never)
+    monkeypatch.setattr(compile_module, "compile_tree", _never)
     hit = compile_query(sql.format("'it''s'", "'2024-02-01'", 2.5, 7), fresh, dialect="spark")
     expected = (
         cold.sql.replace("'completed'", "'it\\'s'")  # Spark escapes a quote with a backslash
@@ -313,7 +314,7 @@ def test_a_prepared_statement_is_parsed_and_planned_once_per_kind_of_values(
     fresh = Registry(categories=registry.categories)
     cold = compile_prepared(PREPARED, fresh, _values("month", "a", "2024-01-01", exp.Literal.string("US"), 5))
     monkeypatch.setattr(compile_module, "parse_statement", _never)
-    monkeypatch.setattr(compile_module, "_compile_tree", _never)
+    monkeypatch.setattr(compile_module, "compile_tree", _never)
     samples = []
     for i in range(200):
         start = time.perf_counter()
