@@ -22,6 +22,7 @@ import pytest_asyncio
 from semproxy.plan.compile import compile_query
 from semproxy.semantic.registry import Registry
 from tests.compiler_fixtures import HERE, load_database, load_registry, rows
+from tests.test_correctness_rules import RULES
 
 
 @pytest.fixture(scope="module")
@@ -480,7 +481,7 @@ async def postgres() -> AsyncIterator[asyncpg.Connection]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.mark.parametrize("sql", ENGINE_QUERIES)
+@pytest.mark.parametrize("sql", ENGINE_QUERIES + [rule.ours for rule in RULES.values()])
 async def test_postgres_engine_gives_the_same_numbers(
     postgres: asyncpg.Connection, con: duckdb.DuckDBPyConnection, registry: Registry, sql: str
 ) -> None:

@@ -1,6 +1,7 @@
 """Every rule of the SQL interface (spec/sql-interface.md), one or more queries each, against
 hand-written SQL over the raw tables on DuckDB. tests/test_correctness_spark.py runs every
-one of these queries again, compiled for spark and databricks, on a local Apache Spark.
+one of these queries again, compiled for spark and databricks, on a local Apache Spark, and
+test_correctness.py's Postgres cross-check compiled for postgres on embedded PostgreSQL.
 
 Rule -> where it is tested (the name of a RULES entry here, or a test in test_correctness.py):
 
