@@ -369,7 +369,9 @@ ATTRIBUTIONS = {  # reaches customers by two paths of two hops: order -> custome
 }
 
 
-def test_a_dimension_reached_by_two_paths_is_ambiguous_but_its_full_paths_work(registry: Registry) -> None:
+def test_a_dimension_reached_by_two_paths_is_ambiguous_but_its_full_paths_work_on_both_tables(
+    registry: Registry,
+) -> None:
     two_paths = _with_model(registry, ATTRIBUTIONS)
     with pytest.raises(SemproxyError) as caught:
         compile_query("SELECT customer__region, MEASURE(attributions) FROM metrics GROUP BY 1", two_paths)
@@ -388,3 +390,7 @@ def test_a_dimension_reached_by_two_paths_is_ambiguous_but_its_full_paths_work(r
     assert sorted(con.execute(sql).fetchall(), key=str) == sorted(
         [("Alice", "Bob", 1), ("Bob", "Bob", 1), (None, None, 1)], key=str
     )  # order 6 is an orphan (customer 99); visit 5 too
+    on_metrics = compile_query(
+        "SELECT visit__customer__name, MEASURE(attributions) FROM metrics GROUP BY 1", two_paths
+    ).sql
+    assert sorted(con.execute(on_metrics).fetchall(), key=str) == sorted([("Bob", 2), (None, 1)], key=str)

@@ -137,10 +137,9 @@ class ModelSub:
             own = model.dimension(field) or model.entity(field)
             assert own is not None
             return rel.own(own.sql)
-        if binding.path and binding.home == model.name:
-            named = self.index.category.models[owner].dimension(field)
-            assert named is not None
-            return rel.own(named.sql, binding.path)
+        named = self.index.reach[model.name].get(binding.name) if binding.path else None
+        if named is not None and named.path == binding.path:
+            return rel.own(named.field.sql, named.path)
         reach = rel.reach(binding.target)
         if reach is None:
             raise GroupingError(f'metric "{self.metric}" cannot be grouped or filtered by "{binding.name}": '

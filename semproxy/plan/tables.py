@@ -56,9 +56,8 @@ class DimBinding:
     kind: str  # 'dimension' | 'time' | 'entity'
     target: tuple[str, str]  # (owner model, field) | (ENTITY, name) | (TIME, METRIC_TIME)
     granularity: Grain | None
-    # a joined dimension of a model's table is named by its join path from that model:
-    # that path is taken (even when another path reaches the same field), from `home` only
-    home: str | None = None
+    # a joined dimension named by its join path (`order__customer__region`): a model that
+    # has this path takes it, even when another path reaches the same field
     path: tuple[Hop, ...] = ()
 
 
@@ -120,13 +119,13 @@ def _build(schema: str, category: Category) -> SchemaIndex:
     return SchemaIndex(category, scopes, reach, targets)
 
 
-def _binding(name: str, r: Reach, home: str | None = None) -> DimBinding:
+def _binding(name: str, r: Reach) -> DimBinding:
     field = r.field
     if not hasattr(field, "granularity"):
         return DimBinding(name, "entity", (ENTITY, field.name), None)
     grain = field.granularity  # type: ignore[union-attr]
     kind = "time" if field.type is DimensionType.time else "dimension"  # type: ignore[union-attr]
-    return DimBinding(name, kind, r.target, grain, home, r.path)
+    return DimBinding(name, kind, r.target, grain, r.path)
 
 
 def _time_grain(category: Category, models: list[SemanticModel]) -> Grain | None:
@@ -153,7 +152,7 @@ def _model_scope(
     if model.agg_time_dimension() is not None:
         dims[METRIC_TIME] = DimBinding(METRIC_TIME, "time", (TIME, METRIC_TIME), grain)
     for n in joined:
-        dims[n] = _binding(n, reach[n], model.name)
+        dims[n] = _binding(n, reach[n])
     metrics = _usable_metrics(category, model)
     return TableScope(
         schema, _table(schema, model.name, model.description, category, dims, metrics), model, dims, metrics
@@ -182,6 +181,10 @@ def _metrics_scope(schema: str, category: Category) -> TableScope:
         for dim in m.dimensions:
             name = f"{primary.name}{SEP}{dim.name}"
             dims.setdefault(name, _binding(name, Reach((), m, dim)))
+    for m in models:  # and by full path, for a dimension that two paths reach
+        for name, r in reachable(category, m).items():
+            if len(r.path) > 1 and hasattr(r.field, "granularity"):
+                dims.setdefault(name, _binding(name, r))
     for m in models:
         for ent in m.entities:
             if ent.type is EntityType.foreign and one_side(category, ent.name, "") is None:
