@@ -23,7 +23,7 @@ from semproxy.semantic.registry import Registry
 SCHEMA_CACHE_SIZE = 1024
 # engine result schemas by (dialect, SQL), per registry (by identity: a model reload
 # describes again), forgotten with the registry
-_SCHEMAS: dict[int, tuple[weakref.ref[Registry], OrderedDict[tuple[str, str], pa.Schema]]] = {}
+_SCHEMAS: dict[int, tuple[weakref.ref[Registry], OrderedDict[tuple[str, str, str], pa.Schema]]] = {}
 
 
 def named(schema: pa.Schema, compiled: CompiledQuery) -> pa.Schema:
@@ -36,7 +36,7 @@ async def result_schema(engine: Engine, registry: Registry, compiled: CompiledQu
     """The client-facing result schema of `compiled` without running it (what Describe and
     an empty result answer). The engine describes each SQL text once per registry."""
     cache = _schema_cache(registry)
-    key = (engine.dialect, compiled.sql)
+    key = (engine.dialect, engine.principal, compiled.sql)  # one user's Describe never answers another's
     schema = cache.get(key)
     if schema is None:
         schema = await engine.describe(compiled.sql)
@@ -48,12 +48,12 @@ async def result_schema(engine: Engine, registry: Registry, compiled: CompiledQu
     return named(schema, compiled)
 
 
-def _schema_cache(registry: Registry) -> OrderedDict[tuple[str, str], pa.Schema]:
+def _schema_cache(registry: Registry) -> OrderedDict[tuple[str, str, str], pa.Schema]:
     owner = id(registry)
     found = _SCHEMAS.get(owner)
     if found is not None and found[0]() is registry:
         return found[1]
-    cache: OrderedDict[tuple[str, str], pa.Schema] = OrderedDict()
+    cache: OrderedDict[tuple[str, str, str], pa.Schema] = OrderedDict()
     _SCHEMAS[owner] = (weakref.ref(registry, lambda _: _SCHEMAS.pop(owner, None)), cache)
     return cache
 

@@ -38,6 +38,9 @@ class ColumnInfo:
 
 class Engine(Protocol):
     dialect: str  # a sqlglot dialect name: duckdb | databricks | spark | postgres
+    # whose permissions statements run with: "" for the service's own credentials; results
+    # cached across sessions (result schemas) are kept apart per principal
+    principal: str
 
     def execute(self, sql: str) -> AsyncIterator[pa.RecordBatch]:
         """Run `sql` and yield its result batch by batch (at least one batch, maybe empty).

@@ -15,6 +15,7 @@ The connector blocks, so each query runs in a thread of its own (`threads.py`), 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ class DatabricksTarget:
 
 class DatabricksEngine:
     dialect = "databricks"
+    principal = ""
 
     def __init__(
         self,
@@ -269,6 +271,7 @@ class DatabricksUser:
     def __init__(self, engine: DatabricksEngine, token: str) -> None:
         self._engine = engine
         self._token = token
+        self.principal = hashlib.sha256(token.encode()).hexdigest()
 
     def __repr__(self) -> str:
         return "DatabricksUser(<token>)"

@@ -30,6 +30,7 @@ FIRST_BATCHES = 16
 
 class DuckDBEngine:
     dialect = "duckdb"
+    principal = ""
 
     def __init__(self, database: str | Path, *, read_only: bool = True) -> None:
         self.database = str(database)

@@ -56,6 +56,7 @@ WHERE a.attrelid = 'pg_temp.semproxy_describe'::regclass AND a.attnum > 0 ORDER 
 
 class PostgresEngine:
     dialect = "postgres"
+    principal = ""
 
     def __init__(self, dsn: str, *, pool_size: int = 10, timeout: float | None = None) -> None:
         self.dsn = dsn

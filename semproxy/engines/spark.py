@@ -29,6 +29,7 @@ MAX_BACKOFF_MS = 1000
 
 class SparkEngine:
     dialect = "spark"
+    principal = ""
 
     def __init__(self, remote: str, *, timeout: float | None = None) -> None:
         if not remote.startswith("sc://"):
