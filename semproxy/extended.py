@@ -33,9 +33,10 @@ from semproxy.pg import messages as m
 from semproxy.pg.client import encode_frontend
 from semproxy.pg.rows import encode_batch, row_description
 from semproxy.plan.compile import CompiledQuery, compile_query
+from semproxy.plan.prepared import compile_prepared
 from semproxy.results import SqlCursor
-from semproxy.sql.params import bind, infer_types, oid_of_ddl
-from semproxy.sql.route import Catalog, Empty, Metric, Refused, route
+from semproxy.sql.params import bind, infer_types, literals, oid_of_ddl, parameter_count
+from semproxy.sql.route import PLAN_COLUMN, Catalog, Empty, Metric, Refused, route
 
 if TYPE_CHECKING:
     from semproxy.session import Session
@@ -76,6 +77,7 @@ class Prepared:
     schema: pa.Schema | None = None  # cached result schema, for Describe
     cursor: str = ""  # DECLARE, FETCH, MOVE or CLOSE of a SQL cursor over a metric query (tree: its query)
     changes_settings: bool = False  # a catalog statement after which settings are read back
+    explained: CompiledQuery | None = None  # EXPLAIN <metric query>: its rows are fixed at Parse
 
 
 @dataclass
@@ -194,6 +196,12 @@ class Extended:
             self.statements[msg.name] = Prepared(msg.sql, True, changes_settings=changes_settings(msg.sql))
             await self._forward(replace(msg, sql=catalog_quirks.apply(msg.sql)))
             return
+        if isinstance(statement, Metric) and statement.compiled.columns == (PLAN_COLUMN,):
+            # EXPLAIN: the statement is not a plan of its own; its answer is the text of one
+            self.statements[msg.name] = Prepared(msg.sql, False, explained=statement.compiled)
+            await self._drain()
+            session.send(m.ParseComplete())
+            return
         tree = _parsed(msg.sql) if isinstance(statement, Metric) else None
         types = self._parameter_types(tree, msg.param_types) if tree is not None else ()
         self.statements[msg.name] = Prepared(msg.sql, False, tree, types)
@@ -208,10 +216,23 @@ class Extended:
             self.portals[msg.portal] = Portal(prepared, on_catalog=True)
             await self._forward(msg)
             return
-        compiled = None
+        compiled = prepared.explained
         if prepared.tree is not None and not (prepared.param_types or msg.params or prepared.cursor):
             compiled = self._compile(prepared.sql)  # nothing to bind: the plan cache's text lookup
-        elif prepared.tree is not None:
+        elif prepared.tree is not None and not prepared.cursor:
+            # the plan cache's slots take the values: no parse, plan or tree copy per Bind
+            values = literals(
+                msg.params, msg.param_formats, prepared.param_types, parameter_count(prepared.tree)
+            )
+            session = self.session
+            compiled = compile_prepared(
+                prepared.sql,
+                session.server.registry,
+                values,
+                session.search_path(),
+                session.server.engine.dialect,
+            )
+        elif prepared.tree is not None:  # DECLARE ... FOR: the statement around the query is not a plan
             tree = bind(prepared.tree, msg.params, msg.param_formats, prepared.param_types)
             compiled = self._compile(tree)
         portal = self.portals[msg.portal] = Portal(prepared, False, compiled, msg.result_formats)
@@ -338,9 +359,10 @@ class Extended:
 
     async def _schema(self, prepared: Prepared, compiled: CompiledQuery | None) -> pa.Schema | None:
         """The result columns, from the compiled plan and the engine, without running the query."""
-        if prepared.tree is None:
-            return None
+        compiled = compiled or prepared.explained
         if compiled is None:
+            if prepared.tree is None:
+                return None
             if prepared.schema is not None:
                 return prepared.schema
             nulls = [None] * len(prepared.param_types)

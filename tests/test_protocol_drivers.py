@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
+import duckdb
 import psycopg
 import pytest
 
@@ -128,3 +129,24 @@ def test_psycopg_binary_and_server_side_binding(server: RunningServer) -> None:
             named.execute(sql, (dt.date(2024, 1, 1),))
             assert named.fetchmany(2) == text_rows[:2]
             assert named.fetchall() == text_rows[2:]
+
+
+async def test_asyncpg_explain_and_prepared_binds_with_other_values(server: RunningServer) -> None:
+    # EXPLAIN's rows are fixed at Parse; a prepared metric query takes each Bind's values
+    # through the plan cache's slots and must give that Bind's own numbers
+    conn = await asyncpg.connect(server.dsn)
+    try:
+        plan = await conn.fetch("EXPLAIN SELECT region, MEASURE(revenue) FROM orders GROUP BY 1")
+        assert plan and plan[0]["QUERY PLAN"] == "SELECT"
+        sql = "SELECT MEASURE(order_count) FROM orders WHERE order_date >= $1 AND region = $2"
+        got = [await conn.fetchval(sql, day, "Europe") for day in (dt.date(2024, 1, 1), dt.date(2025, 1, 1))]
+    finally:
+        await conn.close()
+    with duckdb.connect(str(server.database), read_only=True) as con:
+        truth = [
+            con.execute(
+                "SELECT count(order_id) FROM main.orders WHERE order_date >= ? AND region = 'Europe'", [day]
+            ).fetchone()[0]  # type: ignore[index]
+            for day in (dt.date(2024, 1, 1), dt.date(2025, 1, 1))
+        ]
+    assert got == truth and got[0] != got[1]

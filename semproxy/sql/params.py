@@ -38,6 +38,20 @@ def parameter_count(tree: exp.Expr) -> int:
     return max((_index(p) for p in tree.find_all(exp.Parameter)), default=0)
 
 
+def literals(
+    values: Sequence[bytes | None], formats: Sequence[int], type_oids: Sequence[int], needed: int
+) -> list[exp.Expr]:
+    """The literal node of each parameter value, `$1` first."""
+    if len(values) != needed:
+        raise ProtocolViolation(
+            f"bind message supplies {len(values)} parameters, but prepared statement requires {needed}"
+        )
+    return [
+        _literal(v, t.format_for(formats, i), type_oids[i] if i < len(type_oids) else 0, i + 1)
+        for i, v in enumerate(values)
+    ]
+
+
 def bind(
     tree: exp.Expr,
     values: Sequence[bytes | None],
@@ -45,19 +59,11 @@ def bind(
     type_oids: Sequence[int],
 ) -> exp.Expr:
     """A copy of `tree` with `$1..$n` replaced by literals of `values`."""
-    needed = parameter_count(tree)
-    if len(values) != needed:
-        raise ProtocolViolation(
-            f"bind message supplies {len(values)} parameters, but prepared statement requires {needed}"
-        )
-    literals = [
-        _literal(v, t.format_for(formats, i), type_oids[i] if i < len(type_oids) else 0, i + 1)
-        for i, v in enumerate(values)
-    ]
+    nodes = literals(values, formats, type_oids, parameter_count(tree))
 
     def replace(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Parameter):
-            return literals[_index(node) - 1].copy()
+            return nodes[_index(node) - 1].copy()
         return node
 
     return tree.copy().transform(replace)
