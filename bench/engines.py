@@ -15,31 +15,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import asyncpg
 import duckdb
 import psycopg
 
-from bench.streaming import REFERENCE_SQL, ROWS, SEMPROXY_SQL, _median_seconds, _prepare
+from bench.streaming import REFERENCE_SQL, ROWS, SEMPROXY_SQL, _median_seconds, _prepare, asyncpg_rows
 from semproxy.catalog.server import CatalogServer
 from tests.conftest import start_server, stop_server
 from tests.engine_fixtures import SparkConnectServer, warehouse_dsn
 
 DIRECT_SQL = REFERENCE_SQL.replace("FROM wide", "FROM main.wide")
-COPY_SQL = f"COPY ({SEMPROXY_SQL}) TO STDOUT"
-
-
-def _asyncpg_rows(dsn: str, sql: str) -> Callable[[], int]:
-    def run() -> int:
-        async def go() -> int:
-            conn = await asyncpg.connect(dsn)
-            try:
-                return len(await conn.fetch(sql))
-            finally:
-                await conn.close()
-
-        return asyncio.run(go())
-
-    return run
+COPY_SQL = 'COPY (SELECT "row", name, amount, day, score FROM wide) TO STDOUT'  # the streaming query
 
 
 def _copy_lines(dsn: str) -> Callable[[], int]:
@@ -75,7 +60,7 @@ def _postgres(root: Path, db: Path) -> Iterator[tuple[str, Callable[[], int]]]:
     server = asyncio.run(start())
     try:
         dsn = warehouse_dsn(server)
-        yield dsn, _asyncpg_rows(dsn, DIRECT_SQL)
+        yield dsn, asyncpg_rows(dsn, DIRECT_SQL)
     finally:
         asyncio.run(server.stop())
 
@@ -116,7 +101,7 @@ def main() -> None:
                     root, "--engine", name, "--database", target, models=models, database=db
                 )
                 try:
-                    rows, n1 = _median_seconds(_asyncpg_rows(server.dsn, SEMPROXY_SQL))
+                    rows, n1 = _median_seconds(asyncpg_rows(server.dsn, SEMPROXY_SQL))
                     copy, n2 = _median_seconds(_copy_lines(server.dsn))
                 finally:
                     stop_server(server)

@@ -54,7 +54,7 @@ def _median_seconds(run: Callable[[], int]) -> tuple[float, int]:
     return statistics.median(times), count
 
 
-def _asyncpg(dsn: str, sql: str) -> Callable[[], int]:
+def asyncpg_rows(dsn: str, sql: str) -> Callable[[], int]:
     def run() -> int:
         async def go() -> int:
             conn = await asyncpg.connect(dsn)
@@ -113,7 +113,7 @@ def main() -> None:
             with reference_postgres() as ref:
                 asyncio.run(_load_reference(ref.dsn, csv))
                 print(f"  reference: {ref.version}")
-                for client, make in (("asyncpg", _asyncpg), ("psycopg", _psycopg)):
+                for client, make in (("asyncpg", asyncpg_rows), ("psycopg", _psycopg)):
                     ours, n1 = _median_seconds(make(server.dsn, SEMPROXY_SQL))
                     theirs, n2 = _median_seconds(make(ref.dsn, REFERENCE_SQL))
                     assert n1 == n2 == ROWS, (n1, n2)

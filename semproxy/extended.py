@@ -295,7 +295,7 @@ class Extended:
             async for batch in rows.take(max_rows if max_rows > 0 else None):
                 await self.session.write_rows(encode_batch(batch, portal.formats, timezone))
             if rows.done:
-                self.session.send(m.CommandComplete(f"SELECT {rows.sent}"))
+                self.session.send(m.CommandComplete.rows("SELECT", rows.sent))
             else:
                 self.session.send(m.PortalSuspended())
         except BaseException:

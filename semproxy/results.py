@@ -51,7 +51,7 @@ class Results:
             await self._send_rows(rows, compiled, None, described=False)
         finally:
             await rows.close()
-        self.session.send(m.CommandComplete(f"SELECT {rows.sent}"))
+        self.session.send(m.CommandComplete.rows("SELECT", rows.sent))
 
     async def _send_rows(
         self,
@@ -107,7 +107,7 @@ class Results:
         finally:
             await rows.close()
         session.send(m.CopyDone())
-        session.send(m.CommandComplete(f"COPY {rows.sent}"))
+        session.send(m.CommandComplete.rows("COPY", rows.sent))
 
     # -- SQL cursors ---------------------------------------------------------------------------
     def declare(self, statement: Declare, compiled: CompiledQuery) -> None:
@@ -137,13 +137,13 @@ class Results:
         if statement.move:
             async for _ in cursor.rows.take(statement.count):
                 pass
-            self.session.send(m.CommandComplete(f"MOVE {cursor.rows.sent - before}"))
+            self.session.send(m.CommandComplete.rows("MOVE", cursor.rows.sent - before))
             return
         formats = [1] if cursor.binary else formats
         await self._send_rows(
             cursor.rows, cursor.compiled, formats, described=not describe, limit=statement.count
         )
-        self.session.send(m.CommandComplete(f"FETCH {cursor.rows.sent - before}"))
+        self.session.send(m.CommandComplete.rows("FETCH", cursor.rows.sent - before))
 
     async def close(self, statement: CloseCursor) -> None:
         names = list(self.cursors) if statement.name is None else [statement.name]

@@ -13,7 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pytest
+
+from semproxy.semantic.registry import Registry
+from tests.compiler_fixtures import load_database, load_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "semantic-models"
@@ -44,7 +48,9 @@ class RunningServer:
         return self.log.read_text(errors="replace")
 
 
-def wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+def wait_for_port(
+    host: str, port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 60
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -101,3 +107,18 @@ def server(tmp_path_factory: pytest.TempPathFactory, demo_db: Path) -> Iterator[
     running = start_server(tmp_path_factory.mktemp("server"), database=demo_db)
     yield running
     stop_server(running)
+
+
+# -- the compiler's tricky dataset (tests/fixtures/correctness), for the compiler tests;
+# -- a test module may define its own `registry` (test_engines.py does)
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return load_registry()
+
+
+@pytest.fixture(scope="module")
+def con() -> Iterator[duckdb.DuckDBPyConnection]:
+    """The correctness dataset in an in-memory DuckDB."""
+    connection = load_database()
+    yield connection
+    connection.close()

@@ -17,12 +17,7 @@ from semproxy.plan.tables import virtual_tables
 from semproxy.semantic.model import SemanticModel
 from semproxy.semantic.registry import Category, Registry
 from semproxy.sql.parse import mask_literals
-from tests.compiler_fixtures import load_database, load_registry
-
-
-@pytest.fixture(scope="module")
-def registry() -> Registry:
-    return load_registry()
+from tests.compiler_fixtures import load_database
 
 
 def error(registry: Registry, sql: str) -> SemproxyError:

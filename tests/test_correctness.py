@@ -10,7 +10,7 @@ import datetime
 import decimal
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +21,8 @@ import pytest_asyncio
 
 from semproxy.plan.compile import compile_query
 from semproxy.semantic.registry import Registry
-from tests.compiler_fixtures import HERE, load_database, load_registry, rows
+from tests.compiler_fixtures import HERE, rows
 from tests.test_correctness_rules import RULES
-
-
-@pytest.fixture(scope="module")
-def registry() -> Registry:
-    return load_registry()
-
-
-@pytest.fixture(scope="module")
-def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = load_database()
-    yield connection
-    connection.close()
 
 
 def run(con: duckdb.DuckDBPyConnection, registry: Registry, sql: str) -> list[tuple[Any, ...]]:

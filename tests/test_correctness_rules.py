@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import duckdb
@@ -50,7 +50,6 @@ import pytest
 
 from semproxy.plan.compile import compile_query
 from semproxy.semantic.registry import Registry
-from tests.compiler_fixtures import load_database, load_registry
 
 
 class Rule(NamedTuple):
@@ -327,18 +326,6 @@ RULES: dict[str, Rule] = {
         " LEFT JOIN shop.nations n ON c.nation_id = n.nation_id GROUP BY 1, 2",
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def registry() -> Registry:
-    return load_registry()
-
-
-@pytest.fixture(scope="module")
-def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = load_database()
-    yield connection
-    connection.close()
 
 
 def same(rows: Sequence[Sequence[object]], ordered: bool) -> list[tuple[object, ...]]:

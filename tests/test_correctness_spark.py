@@ -25,25 +25,13 @@ from sqlglot import exp
 
 from semproxy.plan.compile import compile_query
 from semproxy.semantic.registry import Registry
-from tests.compiler_fixtures import HERE, load_database, load_registry
+from tests.compiler_fixtures import HERE
 from tests.test_correctness import ENGINE_QUERIES
 from tests.test_correctness_rules import RULES, same
 
 QUERIES = [(rule.ours, rule.ordered) for rule in RULES.values()] + [
     (sql, False) for sql in ENGINE_QUERIES if sql not in {r.ours for r in RULES.values()}
 ]
-
-
-@pytest.fixture(scope="module")
-def registry() -> Registry:
-    return load_registry()
-
-
-@pytest.fixture(scope="module")
-def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = load_database()
-    yield connection
-    connection.close()
 
 
 @pytest.fixture(scope="module")

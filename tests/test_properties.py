@@ -11,35 +11,21 @@ cache too (equal shapes with other values reuse a plan).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from semproxy.plan.compile import compile_query
 from semproxy.semantic.registry import Registry
-from tests.compiler_fixtures import load_database, load_registry, rows
+from tests.compiler_fixtures import rows
 
 GRAINS = ["day", "week", "month", "quarter", "year"]
 SETTINGS = settings(
     max_examples=70, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )
-
-
-@pytest.fixture(scope="module")
-def registry() -> Registry:
-    return load_registry()
-
-
-@pytest.fixture(scope="module")
-def con() -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = load_database()
-    yield connection
-    connection.close()
 
 
 @dataclass(frozen=True)

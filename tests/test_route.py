@@ -7,12 +7,7 @@ import pytest
 from semproxy.plan.compile import compile_query
 from semproxy.semantic.registry import Registry
 from semproxy.sql.route import Catalog, Empty, Metric, Refused, route
-from tests.compiler_fixtures import load_database, load_registry
-
-
-@pytest.fixture(scope="module")
-def registry() -> Registry:
-    return load_registry()
+from tests.compiler_fixtures import load_database
 
 
 def test_split_keeps_each_statement_byte_for_byte(registry: Registry) -> None:

@@ -196,6 +196,11 @@ class DataRow:
 class CommandComplete:
     tag: str
 
+    @classmethod
+    def rows(cls, command: str, count: int) -> CommandComplete:
+        """The tag of a command that produced rows: rows("SELECT", 3) is 'SELECT 3'."""
+        return cls(command + " " + str(count))
+
 
 @dataclass(frozen=True, slots=True)
 class EmptyQueryResponse:
