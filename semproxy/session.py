@@ -11,7 +11,6 @@ that matter to us (search_path, statement_timeout) are read back from the catalo
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -38,6 +37,7 @@ from semproxy.pg.client import decode_backend
 from semproxy.pg.codec import FrontendDecoder, encode, encode_error
 from semproxy.pg.framing import frame
 from semproxy.results import Results
+from semproxy.setting_values import parse_duration, parse_search_path
 from semproxy.sql.route import Catalog, Empty, Metric, Refused, Routed, route
 from semproxy.startup import authenticate, greeting, handshake
 
@@ -59,19 +59,6 @@ CLIENT_SETTABLE = ("application_name", "TimeZone", "DateStyle", "extra_float_dig
 # so that Postgres itself enforces 25P02 until ROLLBACK, exactly as it would have.
 _ABORT_BLOCK = "DO $$BEGIN RAISE EXCEPTION 'semproxy: a metric statement failed'; END$$"
 _READ_SETTINGS = "SELECT current_setting('search_path'), current_setting('statement_timeout')"
-_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str) -> float:
-    """A Postgres time setting as seconds: '0' -> 0, '250ms' -> 0.25, '5s' -> 5, '1min' -> 60."""
-    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*", text)
-    if found is None:
-        return 0.0
-    return float(found.group(1)) * _UNITS.get(found.group(2) or "ms", 1e-3)
-
-
-def parse_search_path(text: str) -> list[str]:
-    return [p.strip().strip('"') for p in text.split(",") if p.strip()]
 
 
 class Disconnected(Exception):

@@ -27,7 +27,7 @@ from semproxy.errors import InvalidPassword
 from semproxy.pg import messages as m
 from semproxy.pg import types as t
 from semproxy.pg.codec import FrontendDecoder
-from semproxy.session import parse_duration, parse_search_path
+from semproxy.setting_values import parse_duration, parse_search_path
 from semproxy.sql import params
 
 
